@@ -1,0 +1,59 @@
+"""The web side of meterline: Twilio webhooks, the operator view and the command line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from ivr.config import load_settings
+from ivr.services import Services
+
+log = logging.getLogger("meterline")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` (tests, tools) overrides the environment, same names."""
+    import os
+
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    env: dict[str, str] = dict(os.environ)
+    if config:
+        env.update({k: str(v) for k, v in config.items()})
+    settings = load_settings(env, instance_path=app.instance_path)
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["METERLINE_SETTINGS"] = settings
+    app.extensions["meterline"] = Services.build(settings)
+
+    if settings.skip_signature_check:
+        log.warning(
+            "!!! METERLINE_DEV_SKIP_SIGNATURE is set: Twilio webhook signatures are NOT checked. "
+            "Anyone who can reach this server can place fake calls. Never run it so in production."
+        )
+    if not settings.twilio_auth_token and not settings.skip_signature_check:
+        log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403).")
+    if settings.secret_key_generated:
+        log.warning(
+            "METERLINE_SECRET_KEY is not set: a random key was generated, so operator sign-ins "
+            "end when the server restarts and differ between workers. Set it in production."
+        )
+
+    from ivr.commands import register_commands
+    from ivr.voice import voice
+
+    app.register_blueprint(voice)
+    _register_optional_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Blueprints that live in their own feature packages."""
+    from ivr.operator import register as register_operator
+    from ivr.streams import register as register_streams
+
+    register_operator(app)
+    register_streams(app)

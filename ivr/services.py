@@ -1,0 +1,36 @@
+"""What every request needs, built once per process: settings, database, prompts, recognizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.config import Settings
+from storage.db import make_engine, make_sessionmaker
+
+
+@dataclass
+class Services:
+    """Per-process singletons, kept in `app.extensions['meterline']`."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    # Filled lazily by features that need them (prompt catalogue, speech recognizer).
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Create the engine and session factory for these settings."""
+        engine = make_engine(settings.database_url)
+        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
+
+
+def services() -> Services:
+    """The current app's services."""
+    svc: Services = current_app.extensions["meterline"]
+    return svc

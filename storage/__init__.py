@@ -1,0 +1,1 @@
+"""The readings database (SQLAlchemy 2.x models, sessions, migrations, queries)."""
