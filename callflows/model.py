@@ -108,6 +108,7 @@ class Policy:
     """When and how the line takes readings."""
 
     window_days: tuple[int, int] = (23, 25)
+    timezone: str = "Europe/Moscow"
     operator_hours: tuple[tuple[int, int], tuple[int, int]] = ((8, 0), (20, 0))
     outside_window: Literal["refuse", "flag"] = "refuse"
     operator_number: str | None = None

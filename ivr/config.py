@@ -51,6 +51,7 @@ class Settings:
         """The flow's view of these settings."""
         return Policy(
             window_days=self.window,
+            timezone=self.timezone.key,
             operator_hours=(
                 (self.operator_hours[0].hour, self.operator_hours[0].minute),
                 (self.operator_hours[1].hour, self.operator_hours[1].minute),
