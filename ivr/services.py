@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -10,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
+from storage.clock import utcnow
 from storage.db import make_engine, make_sessionmaker
 
 
@@ -20,6 +23,8 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # The clock behind every "now" of the line; tests replace it.
+    clock: Callable[[], datetime] = utcnow
     # Filled lazily by features that need them (prompt catalogue, speech recognizer).
     cache: dict[str, Any] = field(default_factory=dict)
 

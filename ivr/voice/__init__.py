@@ -1,7 +1,98 @@
-"""Twilio voice webhooks (being built)."""
+"""Twilio voice webhooks: thin routes over the VoiceService."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+from collections.abc import Callable
 
+from flask import Blueprint, Response, request
+
+from ivr.prompts import Catalogue
+from ivr.services import services
+from ivr.voice.calls import BadRequest, VoiceService
+from ivr.voice.signature import twilio_signed
+from ivr.voice.speech import SpeechHook, StreamHook
+
+log = logging.getLogger(__name__)
 voice = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def voice_service() -> VoiceService:
+    """The process's VoiceService, built on first use."""
+    svc = services()
+    cached = svc.cache.get("voice")
+    if cached is None:
+        catalogue = svc.cache.get("catalogue") or Catalogue.load(svc.settings.prompts_file)
+        svc.cache["catalogue"] = catalogue
+        speech_hook, stream_hook = _speech_hooks()
+        cached = VoiceService(
+            svc.settings,
+            svc.sessions,
+            catalogue,
+            clock=lambda: svc.clock(),
+            speech=speech_hook,
+            stream=stream_hook,
+        )
+        svc.cache["voice"] = cached
+    return cached
+
+
+def _speech_hooks() -> tuple[SpeechHook | None, StreamHook | None]:
+    from ivr.voice.speech import voice_hooks
+
+    return voice_hooks()
+
+
+def step_url(seq: int) -> str:
+    """The absolute URL of step `seq`, as Twilio will request (and sign) it."""
+    return f"{services().settings.public_url}/voice/step?seq={seq}"
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, status=200, mimetype="text/xml")
+
+
+def _answer(handler: Callable[[VoiceService], str]) -> Response:
+    """Run a webhook; whatever goes wrong, the caller hears an apology, never a 5xx."""
+    service = voice_service()
+    sid = request.form.get("CallSid")
+    try:
+        return _twiml(handler(service))
+    except BadRequest as exc:
+        log.warning("webhook %s refused: %s", request.path, exc)
+        return _twiml(service.fail(sid, f"bad webhook request: {exc}"))
+    except Exception as exc:
+        log.exception("webhook %s failed", request.path)
+        return _twiml(service.fail(sid, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+@voice.post("/incoming")
+@twilio_signed
+def incoming() -> Response:
+    """Twilio's "a call comes in"."""
+    return _answer(lambda service: service.incoming(request.form, step_url))
+
+
+@voice.post("/step")
+@twilio_signed
+def step() -> Response:
+    """The answer to a prompt: keys, speech or silence."""
+    seq = request.args.get("seq", "")
+    return _answer(lambda service: service.step(request.form, _seq(seq), step_url))
+
+
+def _seq(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 6:
+        raise BadRequest(f"bad step number {raw[:20]!r}")
+    return int(raw)
+
+
+@voice.post("/status")
+@twilio_signed
+def status() -> Response:
+    """Twilio's status callback: always 200."""
+    try:
+        voice_service().status(request.form)
+    except Exception:
+        log.exception("status callback failed")
+    return Response("", status=200)

@@ -1,0 +1,92 @@
+"""The prompt catalogue: every word the caller hears, in one TOML file a utility can edit.
+
+Each prompt is a table with `text` (Python format placeholders) and an optional `audio`
+URL, played instead of the text when the prompt has no parameters. An optional
+`[_settings]` table may set `voice` (e.g. "Polly.Tatyana") and `language` (default ru-RU).
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from num2words import num2words
+
+DEFAULT_CATALOGUE = Path(__file__).with_name("prompts.ru.toml")
+
+
+class CatalogueError(ValueError):
+    """The prompt file is malformed; the message names the prompt."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One rendered prompt: text to speak, or an audio URL to play."""
+
+    text: str
+    audio: str | None = None
+
+
+def spoken_number(value: Decimal | int) -> str:
+    """A number in Russian words, without a useless «целых ноль тысячных».
+
+    >>> spoken_number(Decimal("12345.000"))
+    'двенадцать тысяч триста сорок пять'
+    >>> spoken_number(Decimal("123.450"))
+    'сто двадцать три целых сорок пять сотых'
+    """
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return str(num2words(int(value), lang="ru"))
+        value = Decimal(format(value.normalize(), "f"))
+    return str(num2words(value, lang="ru"))
+
+
+class Catalogue:
+    """Loaded prompts; `render` fills a prompt's placeholders."""
+
+    def __init__(self, prompts: dict[str, dict[str, str]], voice: str | None, language: str):
+        self.prompts = prompts
+        self.voice = voice
+        self.language = language
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Catalogue:
+        """Read and check a catalogue file (default: the Russian one shipped with meterline)."""
+        path = path or DEFAULT_CATALOGUE
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogueError(f"{path}: {exc}") from None
+        settings = data.pop("_settings", {})
+        prompts: dict[str, dict[str, str]] = {}
+        for key, entry in data.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+                raise CatalogueError(f'{path}: prompt [{key}] needs a text = "…" line')
+            prompts[key] = {k: str(v) for k, v in entry.items()}
+        return cls(prompts, settings.get("voice") or None, settings.get("language", "ru-RU"))
+
+    def placeholders(self, key: str) -> set[str]:
+        """The names a prompt's text expects."""
+        text = self.prompts[key]["text"]
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+    def render(self, key: str, params: dict[str, object] | None = None) -> Utterance:
+        """The prompt's words with its parameters filled in; KeyError for an unknown prompt."""
+        entry = self.prompts[key]
+        params = params or {}
+        if not params and entry.get("audio"):
+            return Utterance(text=entry["text"], audio=entry["audio"])
+        words = {name: _as_words(value) for name, value in params.items()}
+        return Utterance(text=entry["text"].format(**words))
+
+
+def _as_words(value: object) -> str:
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    if isinstance(value, int | Decimal):
+        return spoken_number(value)
+    return str(value)

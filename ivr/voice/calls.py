@@ -1,0 +1,264 @@
+"""One webhook, one event: load the call, advance the flow, apply its actions, reply.
+
+Each reply is stored under the call's step number (`seq`). A Twilio retry of step N
+after we moved on gets the stored reply for N; a race between two workers on the same
+step is settled by a conditional UPDATE on `seq` (the loser returns the winner's reply);
+readings carry a unique idempotency key. So a replay never stores anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from callflows.flow import advance
+from callflows.intake import period_for
+from callflows.model import CallEnded, CallStarted, Event, Keys, Policy, Silence
+from callflows.state import CallState
+from ivr.config import Settings
+from ivr.phones import mask, normalize
+from ivr.prompts import Catalogue
+from ivr.voice.directory import SqlDirectory
+from ivr.voice.effects import StepInfo, apply_effects
+from ivr.voice.twiml import StreamTarget, apology, render
+from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
+
+log = logging.getLogger(__name__)
+
+CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+DIGITS = re.compile(r"[0-9*#]{1,40}")
+FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+
+
+class StepConflict(Exception):
+    """Another worker served this step first."""
+
+
+class BadRequest(Exception):
+    """The webhook's fields make no sense (missing CallSid, unknown call, wrong step)."""
+
+
+class VoiceService:
+    """The call flow behind the webhooks; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        catalogue: Catalogue,
+        clock: Callable[[], datetime],
+        speech: Callable[[Session, str, int, datetime], Event | None] | None = None,
+        stream: Callable[[str], StreamTarget | None] | None = None,
+    ):
+        self.settings = settings
+        self.sessions = sessions
+        self.catalogue = catalogue
+        self.clock = clock
+        self.speech = speech  # turns a step's recognized utterance into an event
+        self.stream = stream  # where (and with which token) to stream a call's audio
+
+    @property
+    def policy(self) -> Policy:
+        """The flow's policy; speech only when a recognizer is configured."""
+        return self.settings.policy(speech=self.speech is not None)
+
+    # --- webhooks ---
+
+    def incoming(self, form: Mapping[str, str], step_url: Callable[[int], str]) -> str:
+        """A call comes in: create the call, greet, identify."""
+        sid = _call_sid(form)
+        now = self.clock()
+        caller = normalize(form.get("From"), self.settings.city_code)
+        with self.sessions() as session:
+            call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+            if call is not None:  # Twilio retried "a call comes in"
+                return self._replay(session, call, 0)
+            if caller and self._over_limit(session, caller, now):
+                return self._refuse_rate_limited(session, sid, caller, now)
+            call = Call(call_sid=sid, caller=caller or "", started_at=now, input_modes="")
+            session.add(call)
+            session.add(RateLimitHit(caller=caller or "", at=now))
+            session.flush()
+            log.info("call %s from %s", sid, mask(caller))
+            twiml = self._run(session, call, None, CallStarted(caller=caller, now=now), step_url)
+            session.commit()
+            return twiml
+
+    def step(self, form: Mapping[str, str], seq: int, step_url: Callable[[int], str]) -> str:
+        """The caller answered a prompt (keys, speech or silence)."""
+        sid = _call_sid(form)
+        now = self.clock()
+        try:
+            with self.sessions() as session:
+                call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+                if call is None:
+                    raise BadRequest(f"unknown CallSid {sid}")
+                if seq < call.seq:
+                    return self._replay(session, call, seq)
+                if seq > call.seq:
+                    raise BadRequest(f"step {seq} ahead of call at step {call.seq}")
+                state = CallState.from_json(call.state)
+                event = self._event(session, form, call, seq, now)
+                twiml = self._run(session, call, state, event, step_url)
+                session.commit()
+                return twiml
+        except StepConflict:
+            return self._winner_reply(sid, seq)
+
+    def status(self, form: Mapping[str, str]) -> None:
+        """Twilio's status callback: close the call; flag it if the flow never finished."""
+        sid = _call_sid(form)
+        status = str(form.get("CallStatus", ""))
+        if status not in FINAL_STATUSES:
+            return
+        now = self.clock()
+        with self.sessions() as session:
+            call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+            if call is None:
+                return
+            if call.ended_at is None:
+                call.ended_at = now
+            # Only the first final callback marks a dropped call (callbacks can be retried).
+            claimed = session.execute(
+                update(Call)
+                .where(Call.id == call.id, Call.outcome.is_(None))
+                .values(outcome="dropped")
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed == 1:
+                state = CallState.from_json(call.state)
+                _, actions = advance(state, CallEnded(status=status, now=now), *self._deps(session))
+                info = StepInfo(call=call, seq=call.seq, period=self._period(now), now=now)
+                apply_effects(session, info, actions)
+                call.outcome = call.outcome or "dropped"
+            session.add(CallEvent(call_id=call.id, seq=call.seq, kind="status", text=status))
+            session.commit()
+
+    def fail(self, sid: str | None, detail: str) -> str:
+        """Something broke: flag it if the database lets us, and apologise to the caller."""
+        try:
+            with self.sessions() as session:
+                call_id = None
+                if sid:
+                    call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
+                session.add(Flag(reason="system_error", detail=detail[:2000], call_id=call_id))
+                session.commit()
+        except Exception:  # the database itself may be what failed
+            log.exception("could not record a system_error flag")
+        return apology(self.catalogue)
+
+    # --- internals ---
+
+    def _deps(self, session: Session) -> tuple[SqlDirectory, Policy]:
+        directory = SqlDirectory(session, self.settings.timezone, self.settings.window)
+        return directory, self.policy
+
+    def _period(self, now: datetime) -> str:
+        return period_for(now.astimezone(self.settings.timezone).date(), self.settings.window)
+
+    def _run(
+        self,
+        session: Session,
+        call: Call,
+        state: CallState | None,
+        event: Event,
+        step_url: Callable[[int], str],
+    ) -> str:
+        seq = call.seq
+        new_state, actions = advance(state, event, *self._deps(session))
+        stream = self.stream(call.call_sid) if (self.stream and state is None) else None
+        rendered = render(actions, self.catalogue, step_url(seq + 1), stream)
+        claimed = session.execute(
+            update(Call)
+            .where(Call.id == call.id, Call.seq == seq)
+            .values(seq=seq + 1, state=new_state.to_json())
+        ).rowcount  # type: ignore[attr-defined]
+        if claimed != 1:
+            session.rollback()
+            raise StepConflict(call.call_sid)
+        now = getattr(event, "now", self.clock())
+        apply_effects(
+            session, StepInfo(call=call, seq=seq, period=self._period(now), now=now), actions
+        )
+        for text in rendered.spoken:
+            session.add(CallEvent(call_id=call.id, seq=seq, kind="prompt", text=text))
+        session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.twiml))
+        return rendered.twiml
+
+    def _event(
+        self, session: Session, form: Mapping[str, str], call: Call, seq: int, now: datetime
+    ) -> Event:
+        digits = str(form.get("Digits", "") or "")
+        if digits and DIGITS.fullmatch(digits):
+            _add_mode(call, "keypad")
+            return Keys(digits=digits, now=now)
+        if digits:  # keys we cannot use: the flow treats them as unusable input
+            return Keys(digits="?", now=now)
+        if self.speech is not None:
+            spoken = self.speech(session, call.call_sid, seq, now)
+            if spoken is not None:
+                _add_mode(call, "speech")
+                return spoken
+        return Silence(now=now)
+
+    def _replay(self, session: Session, call: Call, seq: int) -> str:
+        reply = session.scalar(
+            select(CallReply.twiml).where(CallReply.call_id == call.id, CallReply.seq == seq)
+        )
+        if reply is None:
+            raise BadRequest(f"no stored reply for step {seq}")
+        log.info("replayed step %s of call %s", seq, call.call_sid)
+        return reply
+
+    def _winner_reply(self, sid: str, seq: int) -> str:
+        for _ in range(40):
+            with self.sessions() as session:
+                call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+                if call is not None and call.seq > seq:
+                    reply = session.scalar(
+                        select(CallReply.twiml).where(
+                            CallReply.call_id == call.id, CallReply.seq == seq
+                        )
+                    )
+                    if reply is not None:
+                        return reply
+            time.sleep(0.05)
+        raise BadRequest(f"lost the race for step {seq} and found no reply")
+
+    def _over_limit(self, session: Session, caller: str, now: datetime) -> bool:
+        since = now - timedelta(hours=1)
+        count = session.scalar(
+            select(func.count())
+            .select_from(RateLimitHit)
+            .where(RateLimitHit.caller == caller, RateLimitHit.at >= since)
+        )
+        return (count or 0) >= self.settings.calls_per_hour
+
+    def _refuse_rate_limited(self, session: Session, sid: str, caller: str, now: datetime) -> str:
+        call = Call(call_sid=sid, caller=caller, started_at=now, outcome="rate_limited", seq=1)
+        session.add(call)
+        session.flush()
+        session.add(Flag(reason="rate_limited", call_id=call.id, detail="calls per hour exceeded"))
+        twiml = apology(self.catalogue, prompt="rate_limited")
+        session.add(CallReply(call_id=call.id, seq=0, twiml=twiml))
+        session.commit()
+        log.warning("rate limit: call %s from %s refused", sid, mask(caller))
+        return twiml
+
+
+def _call_sid(form: Mapping[str, str]) -> str:
+    sid = str(form.get("CallSid", "") or "")
+    if not CALL_SID.fullmatch(sid):
+        raise BadRequest("missing or malformed CallSid")
+    return sid
+
+
+def _add_mode(call: Call, mode: str) -> None:
+    modes = set(filter(None, (call.input_modes or "").split(",")))
+    if mode not in modes:
+        call.input_modes = ",".join(sorted(modes | {mode}))

@@ -1,0 +1,87 @@
+"""The flow's Directory over the database: accounts by phone or number, with meter history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from callflows.intake import period_for
+from callflows.model import AccountInfo, MeterInfo, PastReading
+from storage.models import Account, Meter, Phone
+from storage.readings import accepted_history, period_readings
+
+KIND_ORDER = {"hot_water": 0, "cold_water": 1, "heat": 2}
+
+
+class SqlDirectory:
+    """Looks accounts up in the readings database, in the configured time zone and window."""
+
+    def __init__(self, session: Session, timezone: ZoneInfo, window: tuple[int, int]):
+        self.session = session
+        self.timezone = timezone
+        self.window = window
+
+    def accounts_for_phone(self, e164: str, now: datetime) -> list[AccountInfo]:
+        """Accounts bound to this number, by account number."""
+        accounts = self.session.scalars(
+            select(Account)
+            .join(Phone, Phone.account_id == Account.id)
+            .where(Phone.e164 == e164)
+            .order_by(Account.number)
+            .options(selectinload(Account.meters))
+        ).all()
+        return [self._info(account, now) for account in accounts]
+
+    def account_by_number(self, number: str, now: datetime) -> AccountInfo | None:
+        """The account with this number, or None."""
+        account = self.session.scalars(
+            select(Account).where(Account.number == number).options(selectinload(Account.meters))
+        ).one_or_none()
+        return self._info(account, now) if account else None
+
+    def _info(self, account: Account, now: datetime) -> AccountInfo:
+        period = period_for(now.astimezone(self.timezone).date(), self.window)
+        meters = sorted(
+            account.meters, key=lambda m: (KIND_ORDER.get(m.kind, 9), m.location, m.serial)
+        )
+        ids = [m.id for m in meters]
+        current = period_readings(self.session, ids, period)
+        history = accepted_history(self.session, ids)
+        infos = []
+        for meter in meters:
+            this_period = current.get(meter.id)
+            past = tuple(
+                PastReading(value=r.value, taken_at=r.taken_at)
+                for r in history.get(meter.id, [])
+                if r.period != period
+            )
+            infos.append(
+                MeterInfo(
+                    id=meter.id,
+                    serial=meter.serial,
+                    kind=meter.kind,  # type: ignore[arg-type]
+                    unit=meter.unit,
+                    integer_digits=meter.integer_digits,
+                    decimal_digits=meter.decimal_digits,
+                    location=meter.location,
+                    verification_due=meter.verification_due,
+                    active=meter.active,
+                    history=past,
+                    current_period_value=this_period.value if this_period else None,
+                    current_period_reading_id=this_period.id if this_period else None,
+                )
+            )
+        return AccountInfo(
+            id=account.id,
+            number=account.number,
+            address=account.address,
+            supplier=account.supplier,
+            meters=tuple(infos),
+        )
+
+
+def _meter_order(meter: Meter) -> tuple[int, str, str]:
+    return KIND_ORDER.get(meter.kind, 9), meter.location, meter.serial
