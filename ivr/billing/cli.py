@@ -1,15 +1,143 @@
-"""Placeholder: filled in by its feature."""
+"""`meterline import meters|readings` and `meterline export readings`."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
 import click
+from flask.cli import with_appcontext
+
+from ivr.billing import meters_import, readings_import
+from ivr.billing.csvin import ENCODINGS, HeaderError, Table, open_table
+from ivr.billing.export import valid_period, write_readings
+from ivr.billing.report import Report
+from ivr.services import services
+from storage.exports import period_readings
+
+# Exit codes: 1 when some rows were rejected, 2 when the file cannot be read as the table.
+EXIT_REJECTED = 1
+EXIT_BAD_FILE = 2
+
+_encoding_option = click.option(
+    "--encoding",
+    type=click.Choice(ENCODINGS),
+    default="auto",
+    show_default=True,
+    help="auto: UTF-8 (with or without BOM), else Windows-1251 with a note.",
+)
+_dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Check every row and report, write nothing."
+)
 
 
 @click.group("import")
 def import_group() -> None:
-    """Not yet available."""
+    """Load accounts, meters and reading history from the billing centre's CSV files."""
+
+
+@import_group.command("meters")
+@click.argument("file", type=click.File("rb"))
+@_encoding_option
+@_dry_run_option
+@with_appcontext
+def import_meters_command(file: BinaryIO, encoding: str, dry_run: bool) -> None:
+    """Upsert accounts, phones and meters from FILE (see docs/formats.md)."""
+    table = _open(file, meters_import.COLUMNS, encoding)
+    svc = services()
+    report = meters_import.import_meters(
+        svc.sessions, table, svc.settings.city_code, dry_run=dry_run
+    )
+    _finish(report, dry_run)
+
+
+@import_group.command("readings")
+@click.argument("file", type=click.File("rb"))
+@_encoding_option
+@_dry_run_option
+@with_appcontext
+def import_readings_command(file: BinaryIO, encoding: str, dry_run: bool) -> None:
+    """Add reading history from FILE: meter_serial,taken_at,value (see docs/formats.md)."""
+    table = _open(file, readings_import.COLUMNS, encoding)
+    svc = services()
+    report = readings_import.import_readings(
+        svc.sessions, table, svc.settings.timezone, dry_run=dry_run
+    )
+    _finish(report, dry_run)
+
+
+def _open(file: BinaryIO, columns: Sequence[str], encoding: str) -> Table:
+    try:
+        table = open_table(file.read(), columns, encoding)
+    except HeaderError as exc:
+        click.echo(f"{file.name}: {exc}", err=True)
+        sys.exit(EXIT_BAD_FILE)
+    if table.encoding != "utf-8":
+        click.echo(f"note: {file.name} is not UTF-8; it was read as Windows-1251", err=True)
+    return table
+
+
+def _finish(report: Report, dry_run: bool) -> None:
+    for line in report.lines():
+        click.echo(line, err=True)
+    prefix = "dry run, nothing written: " if dry_run else ""
+    click.echo(prefix + report.summary())
+    if report.rejected:
+        sys.exit(EXIT_REJECTED)
 
 
 @click.group("export")
 def export_group() -> None:
-    """Not yet available."""
+    """Hand readings to the billing centre as CSV."""
+
+
+def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not valid_period(value):
+        raise click.BadParameter(f"{value!r} is not a period: expected YYYY-MM, e.g. 2026-03")
+    return value
+
+
+@export_group.command("readings")
+@click.option("--period", required=True, callback=_period, help="The month, YYYY-MM.")
+@click.option("--supplier", default=None, help="Only meters of this supplier.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
+@click.option("--excel", is_flag=True, help="`;` delimiter and a UTF-8 BOM, for Excel.")
+@with_appcontext
+def export_readings_command(
+    period: str, supplier: str | None, output: Path | None, excel: bool
+) -> None:
+    """Accepted readings of a period as CSV (see docs/formats.md)."""
+    svc = services()
+    delimiter = ";" if excel else ","
+    with svc.sessions() as session:
+        readings = period_readings(session, period, supplier)
+        if output is None:
+            if excel:
+                sys.stdout.write("\ufeff")
+            count = write_readings(sys.stdout, readings, svc.settings.timezone, delimiter)
+        else:
+            tz = svc.settings.timezone
+            count = _write_file(
+                output, excel, lambda out: write_readings(out, readings, tz, delimiter)
+            )
+    target = output or "stdout"
+    click.echo(f"exported {count} readings of {period} to {target}", err=True)
+
+
+def _write_file(path: Path, bom: bool, write: Callable[[TextIO], int]) -> int:
+    """Write through a temporary file renamed at the end: never a half-written export."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as out:
+            count = write(out)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return count

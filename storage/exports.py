@@ -1,0 +1,54 @@
+"""Readings leaving for the billing centre: streamed, never all in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.models import Account, Call, Meter, Reading
+
+
+class ExportedReading(NamedTuple):
+    account: str
+    meter_serial: str
+    meter_kind: str
+    value: Decimal
+    taken_at: datetime
+    source: str
+    call_sid: str | None
+
+
+def period_readings(
+    session: Session, period: str, supplier: str | None = None, batch: int = 2000
+) -> Iterator[ExportedReading]:
+    """Accepted, not replaced readings of `period` (YYYY-MM), by account, meter and time.
+
+    `supplier` matches the meter's supplier, or the account's when the meter names none.
+    """
+    stmt = (
+        select(
+            Account.number, Meter.serial, Meter.kind, Reading.value, Reading.taken_at,
+            Reading.source, Call.call_sid,
+        )
+        .join(Meter, Reading.meter_id == Meter.id)
+        .join(Account, Meter.account_id == Account.id)
+        .outerjoin(Call, Reading.call_id == Call.id)
+        .where(
+            Reading.period == period,
+            Reading.status == "accepted",
+            Reading.replaced_by_id.is_(None),
+        )
+        .order_by(Account.number, Meter.serial, Reading.taken_at, Reading.id)
+        .execution_options(yield_per=batch)
+    )  # fmt: skip
+    if supplier is not None:
+        stmt = stmt.where(
+            func.coalesce(func.nullif(Meter.supplier, ""), Account.supplier) == supplier
+        )
+    for row in session.execute(stmt):
+        yield ExportedReading(*row)
