@@ -1,10 +1,105 @@
-"""Placeholder: filled in by its feature."""
+"""`meterline demo`: a demo dataset, a server on 127.0.0.1:5000 and one simulated call."""
 
 from __future__ import annotations
 
+import secrets
+import threading
+from decimal import Decimal
+from pathlib import Path
+
 import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from werkzeug.serving import make_server
+
+from ivr.demo_data import DEMO_ACCOUNTS, demo_phones, load_demo
+from ivr.services import services
+from ivr.simulator.phone import SimulatedCall, scripted
+from storage.migrate import upgrade
+
+DEMO_ENV = "demo.env"
+
+
+def read_demo_env(instance_path: str) -> dict[str, str]:
+    """The demo's saved token and secret key, if a demo ran here before."""
+    path = Path(instance_path) / DEMO_ENV
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition("=")
+            if value:
+                values[name.strip()] = value.strip()
+    return values
+
+
+def demo_secrets(instance_path: str) -> dict[str, str]:
+    """The demo's own token and secret key, made once and kept in the instance folder."""
+    path = Path(instance_path) / DEMO_ENV
+    values = read_demo_env(instance_path)
+    if not values.get("TWILIO_AUTH_TOKEN") or not values.get("METERLINE_SECRET_KEY"):
+        values = {
+            "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+            "METERLINE_SECRET_KEY": secrets.token_hex(32),
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+        path.chmod(0o600)
+    return values
+
+
+def demo_keys() -> str:
+    """Keys for the demo call from +79211234567: each meter's next value, then 1 to confirm."""
+    steps = []
+    for meter in DEMO_ACCOUNTS[0].meters:
+        value = meter.start + meter.monthly * 12
+        steps += [format(value.quantize(Decimal("0.1")), "f").replace(".", "*") + "#", "1"]
+    return " ".join(steps)
 
 
 @click.command("demo")
-def demo_command() -> None:
-    """Not yet available."""
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-call", is_flag=True, help="Serve only; skip the demo call.")
+@with_appcontext
+def demo_command(host: str, port: int, no_call: bool) -> None:
+    """Load the demo dataset, serve the line, and place one simulated call."""
+    from ivr import create_app
+
+    overrides = dict(demo_secrets(current_app.instance_path))
+    settings = services().settings
+    overrides["METERLINE_PUBLIC_URL"] = f"http://{host}:{port}"
+    if settings.window != (1, 31):
+        overrides["METERLINE_WINDOW"] = "1-31"
+    app = create_app(overrides)
+    upgrade(app.extensions["meterline"].settings.database_url)
+    with app.app_context():
+        added = load_demo(services().sessions())
+    click.echo(f"demo data: {added} accounts added ({len(DEMO_ACCOUNTS)} in the demo set)")
+    click.echo("demo: readings are taken every day of the month (METERLINE_WINDOW=1-31)")
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://{host}:{port}"
+    if not no_call:
+        _demo_call(app, base, overrides["TWILIO_AUTH_TOKEN"])
+    _print_help(base)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def _demo_call(app: Flask, base: str, token: str) -> None:
+    caller = DEMO_ACCOUNTS[0].phones[0]
+    click.echo(f"\n--- a demo call from {caller} (keys: {demo_keys()}) ---")
+    phone = SimulatedCall(
+        base_url=base, token=token, caller=caller, on_heard=lambda t: click.echo(f"🔊 {t}")
+    )
+    phone.run(scripted(demo_keys()))
+    click.echo("--- end of the demo call ---\n")
+
+
+def _print_help(base: str) -> None:
+    click.echo(f"The line is listening on {base} (Ctrl+C to stop). Call it from a second terminal:")
+    for number, what in demo_phones():
+        click.echo(f"  meterline call --from {number}    # {what}")
+    click.echo("Then: meterline export readings --period YYYY-MM")
