@@ -1,13 +1,181 @@
-"""The call flow as a pure state machine (interface fixed; body being written, issue 2)."""
+"""The call flow as a pure state machine: one webhook, one event, a new state and actions.
+
+Keys, decided here:
+
+- `*` alone repeats the current prompt, wherever the caller is. At a value prompt a `*` among
+  digits is the decimal separator (`123*45#` is 123.45), so only a lone `*` repeats there.
+- `0` alone asks for the operator, wherever the caller is: a transfer during operator hours;
+  outside them, or with no operator number configured, the line says so and asks again (this
+  counts as no failed attempt). A zero reading is therefore keyed as `00` (as many zeros as the
+  register shows); only a new meter without history can read zero, so only its value prompt
+  says so.
+- A trailing `#` in `digits` is ignored (some adapters pass the finishing key along).
+
+Speech (when the policy enables it, at value and confirm prompts only): keys always win (the
+adapter sends Keys when keys came). A spoken value below MIN_CONFIDENCE counts as not understood;
+the first time the caller is asked to key it in instead. A confirmed spoken value below
+LOW_CONFIDENCE is stored, and an operator is asked to check it (a low_confidence flag).
+
+Silence or unusable input at any prompt is asked again, up to `policy.max_attempts` failures in
+all; then the meter is flagged (no_input or caller_error) and skipped, or, while identifying,
+the call ends (unknown_caller), handed to an operator when one is reachable.
+"""
 
 from __future__ import annotations
 
-from callflows.model import Action, Directory, Event, Policy
+import copy
+
+from callflows import identify, meters
+from callflows.context import MIN_CONFIDENCE, Context
+from callflows.intake import parse_keyed
+from callflows.model import (
+    Action,
+    CallEnded,
+    CallStarted,
+    Directory,
+    Event,
+    Finish,
+    Hangup,
+    Keys,
+    Note,
+    Policy,
+    RaiseFlag,
+    Say,
+    Silence,
+    Spoken,
+    Transfer,
+)
+from callflows.prompts import gather_for, hours_say
 from callflows.state import CallState
+
+METER_STEPS = ("value", "confirm")
 
 
 def advance(
     state: CallState | None, event: Event, directory: Directory, policy: Policy
 ) -> tuple[CallState, list[Action]]:
     """One webhook, one event: the next state and what to do. `state` is None on CallStarted."""
-    raise NotImplementedError
+    ctx = Context(directory, policy, event.now)
+    if isinstance(event, CallStarted):
+        if state is not None:
+            raise ValueError("CallStarted for a call that has already started")
+        return identify.on_call_started(event, ctx)
+    if isinstance(event, CallEnded):
+        return on_call_ended(state, event)
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before the call started")
+    state = copy.deepcopy(state)
+    if state.finished:
+        return state, [Hangup()]
+    if state.step == "start":
+        raise ValueError(f"{type(event).__name__} at step 'start'")
+    if isinstance(event, Keys):
+        return state, on_keys(state, ctx, event)
+    if isinstance(event, Silence):
+        note = Note("input", "тишина", _meter_id(state))
+        return state, [note, *retry(state, ctx, [Say("not_heard")], bad=False)]
+    return state, on_spoken(state, ctx, event)
+
+
+def _meter_id(state: CallState) -> int | None:
+    meter = state.meter if state.step in METER_STEPS else None
+    return None if meter is None else meter.id
+
+
+def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
+    """Ask the current prompt again, or give up after too many failures."""
+    if state.step in METER_STEPS:
+        return meters.retry(state, ctx, preface, bad)
+    return identify.retry(state, ctx, preface, bad)
+
+
+def repeat(state: CallState, ctx: Context) -> list[Action]:
+    """Say the current prompt again, in full."""
+    return [gather_for(state, ctx.policy, [], full=True)]
+
+
+def operator(state: CallState, ctx: Context) -> list[Action]:
+    """Transfer to an operator when one answers now; otherwise say why not and ask again."""
+    policy, meter_id = ctx.policy, _meter_id(state)
+    if ctx.operator_reachable:
+        assert policy.operator_number is not None
+        lost = f"; не подтверждено: {state.pending.value}" if state.pending else ""
+        state.step, state.outcome = "done", "transferred"
+        note = Note("decision", f"соединяем с оператором{lost}", meter_id)
+        return [note, Say("transfer"), Transfer(policy.operator_number), Finish("transferred")]
+    if policy.operator_number is None:
+        preface = [Say("operator_unavailable")]
+        note = Note("decision", "оператор: номер не настроен — переспросили", meter_id)
+    else:
+        preface = [Say("operator_closed"), hours_say(policy)]
+        note = Note("decision", "оператор: нерабочее время — переспросили", meter_id)
+    return [note, gather_for(state, policy, preface, full=False)]
+
+
+def on_keys(state: CallState, ctx: Context, event: Keys) -> list[Action]:
+    """Keys pressed at the current prompt."""
+    digits = event.digits.strip().removesuffix("#")
+    notes: list[Action] = [Note("input", f"нажато: {event.digits}", _meter_id(state))]
+    if digits == "*":
+        return notes + repeat(state, ctx)
+    if digits == "0":
+        return notes + operator(state, ctx)
+    if state.step == "value":
+        value = parse_keyed(digits)
+        if value is None:
+            return notes + retry(state, ctx, [Say("not_understood")], bad=True)
+        return notes + meters.on_value(state, ctx, value, meters.Heard())
+    if state.step == "confirm" and digits in ("1", "2"):
+        return notes + meters.on_confirm(state, ctx, yes=digits == "1")
+    if state.step == "choose_account":
+        return notes + identify.on_choice(state, ctx, digits)
+    if state.step == "account_number":
+        return notes + identify.on_account_number(state, ctx, digits)
+    return notes + retry(state, ctx, [Say("not_understood")], bad=True)
+
+
+def on_spoken(state: CallState, ctx: Context, event: Spoken) -> list[Action]:
+    """Something the recognizer heard at the current prompt."""
+    heard = f"сказано: «{event.transcript}» ({event.confidence:.2f})"
+    notes: list[Action] = [Note("input", heard, _meter_id(state))]
+    if event.answer == "repeat":
+        return notes + repeat(state, ctx)
+    if event.answer == "operator":
+        return notes + operator(state, ctx)
+    if state.step == "value":
+        return notes + _spoken_value(state, ctx, event)
+    if state.step == "confirm" and event.answer in ("yes", "no"):
+        return notes + meters.on_confirm(state, ctx, yes=event.answer == "yes")
+    return notes + retry(state, ctx, [Say("not_understood")], bad=True)
+
+
+def _spoken_value(state: CallState, ctx: Context, event: Spoken) -> list[Action]:
+    if event.value is None or event.confidence < MIN_CONFIDENCE:
+        first = not state.spoken_hint_given
+        state.spoken_hint_given = True
+        say = Say("speech_not_understood" if first else "not_understood")
+        return retry(state, ctx, [say], bad=True)
+    heard = meters.Heard("speech", event.transcript, event.confidence, event.audio)
+    return meters.on_value(state, ctx, event.value, heard)
+
+
+def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState, list[Action]]:
+    """The status callback: a call that ends before the flow finished was dropped."""
+    if state is None:
+        detail = f"звонок завершился до начала (статус {event.status})"
+        return CallState(step="done", outcome="dropped"), [
+            RaiseFlag("dropped_call", detail),
+            Finish("dropped"),
+        ]
+    state = copy.deepcopy(state)
+    if state.finished:
+        return state, []
+    meter_id = _meter_id(state)
+    detail = (
+        f"звонок прервался на шаге {state.step} (статус {event.status}); "
+        f"сохранено показаний: {state.stored}"
+    )
+    if state.pending is not None:
+        detail += f"; не подтверждено: {state.pending.value}"
+    state.step, state.outcome = "done", "dropped"
+    return state, [RaiseFlag("dropped_call", detail, meter_id), Finish("dropped")]

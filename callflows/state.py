@@ -1,8 +1,87 @@
-"""The flow's state, kept as JSON in the calls table (interface fixed; body being written)."""
+"""The flow's state, kept as JSON in the calls table.
+
+The state carries the account snapshot taken at identification (meters and their history), so
+later steps need no lookups, and enough to rebuild the current prompt: `*` repeats it by
+building it again from `step`, `meter_index` and `pending`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from callflows.model import AccountInfo, MeterInfo
+from callflows.snapshot import (
+    account_from_json,
+    account_to_json,
+    decimal_of,
+    dict_of,
+    field_of,
+    list_of,
+    required_decimal,
+)
+
+STEPS = ("start", "choose_account", "account_number", "value", "confirm", "done")
+FORMAT = 1
+
+
+@dataclass
+class Pending:
+    """A value heard or keyed for the current meter, waiting for the caller's confirmation."""
+
+    value: Decimal
+    status: str = "accepted"  # accepted | flagged
+    flag_reason: str | None = None
+    flag_detail: str = ""
+    warning: str | None = None  # a read-back warning prompt: readback_below, readback_anomalous
+    previous: Decimal | None = None  # for the below-previous warning
+    input_mode: str = "keypad"  # keypad | speech
+    transcript: str | None = None
+    confidence: float | None = None
+    audio: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {
+            "value": str(self.value),
+            "status": self.status,
+            "flag_reason": self.flag_reason,
+            "flag_detail": self.flag_detail,
+            "warning": self.warning,
+            "previous": None if self.previous is None else str(self.previous),
+            "input_mode": self.input_mode,
+            "transcript": self.transcript,
+            "confidence": self.confidence,
+            "audio": self.audio,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Pending:
+        """Parse; ValueError on wrong types."""
+        data = dict_of(raw, "pending")
+        status = field_of(data, "status", str)
+        mode = field_of(data, "input_mode", str)
+        if status not in ("accepted", "flagged") or mode not in ("keypad", "speech"):
+            raise ValueError(f"state: bad pending status or mode {status!r}, {mode!r}")
+        confidence = data.get("confidence")
+        if confidence is not None and (
+            not isinstance(confidence, int | float) or isinstance(confidence, bool)
+        ):
+            raise ValueError(f"state: 'confidence' should be a number, got {confidence!r}")
+        return cls(
+            value=required_decimal(data, "value"),
+            status=status,
+            flag_reason=field_of(data, "flag_reason", str, optional=True),
+            flag_detail=field_of(data, "flag_detail", str),
+            warning=field_of(data, "warning", str, optional=True),
+            previous=decimal_of(data, "previous", optional=True),
+            input_mode=mode,
+            transcript=field_of(data, "transcript", str, optional=True),
+            confidence=None if confidence is None else float(confidence),
+            audio=field_of(data, "audio", str, optional=True),
+        )
 
 
 @dataclass
@@ -10,17 +89,98 @@ class CallState:
     """Where a call is; serialisable so any worker can serve the next step."""
 
     step: str = "start"
+    caller: str | None = None
+    period: str = ""
+    # Outside the window with the "flag" policy: every stored reading goes to review.
+    outside_window: bool = False
+    candidates: list[AccountInfo] = field(default_factory=list)  # to choose from by key
+    account: AccountInfo | None = None
+    meter_index: int = 0
+    attempts: int = 0  # failed tries at the current prompt
+    bad_input: bool = False  # a failure at this prompt was unusable input, not silence
+    spoken_hint_given: bool = False  # "please key it in" said once for this meter
+    below_count: int = 0  # values below the previous one, in a row, for this meter
+    entries: int = 0  # values read back for this meter
+    pending: Pending | None = None
+    stored: int = 0
+    flagged: int = 0
+    outcome: str = ""
 
     @property
     def finished(self) -> bool:
         """True once the flow has said goodbye or transferred."""
         return self.step == "done"
 
+    @property
+    def meter(self) -> MeterInfo | None:
+        """The meter being asked about, if any."""
+        if self.account is None or not 0 <= self.meter_index < len(self.account.meters):
+            return None
+        return self.account.meters[self.meter_index]
+
     def to_json(self) -> str:
         """Serialise for the calls table."""
-        raise NotImplementedError
+        data = {
+            "format": FORMAT,
+            "step": self.step,
+            "caller": self.caller,
+            "period": self.period,
+            "outside_window": self.outside_window,
+            "candidates": [account_to_json(a) for a in self.candidates],
+            "account": None if self.account is None else account_to_json(self.account),
+            "meter_index": self.meter_index,
+            "attempts": self.attempts,
+            "bad_input": self.bad_input,
+            "spoken_hint_given": self.spoken_hint_given,
+            "below_count": self.below_count,
+            "entries": self.entries,
+            "pending": None if self.pending is None else self.pending.to_dict(),
+            "stored": self.stored,
+            "flagged": self.flagged,
+            "outcome": self.outcome,
+        }
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str) -> CallState:
         """Parse; raise ValueError on anything corrupt."""
-        raise NotImplementedError
+        try:
+            loaded = json.loads(raw)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"state: not JSON: {exc}") from None
+        data = dict_of(loaded, "state")
+        if data.get("format") != FORMAT:
+            raise ValueError(f"state: unknown format {data.get('format')!r}")
+        step = field_of(data, "step", str)
+        if step not in STEPS:
+            raise ValueError(f"state: unknown step {step!r}")
+        raw_account, raw_pending = data.get("account"), data.get("pending")
+        state = cls(
+            step=step,
+            caller=field_of(data, "caller", str, optional=True),
+            period=field_of(data, "period", str),
+            outside_window=field_of(data, "outside_window", bool),
+            candidates=[account_from_json(a) for a in list_of(data, "candidates")],
+            account=None if raw_account is None else account_from_json(raw_account),
+            meter_index=field_of(data, "meter_index", int),
+            attempts=field_of(data, "attempts", int),
+            bad_input=field_of(data, "bad_input", bool),
+            spoken_hint_given=field_of(data, "spoken_hint_given", bool),
+            below_count=field_of(data, "below_count", int),
+            entries=field_of(data, "entries", int),
+            pending=None if raw_pending is None else Pending.from_dict(raw_pending),
+            stored=field_of(data, "stored", int),
+            flagged=field_of(data, "flagged", int),
+            outcome=field_of(data, "outcome", str),
+        )
+        state.check()
+        return state
+
+    def check(self) -> None:
+        """Raise ValueError if the fields contradict the step."""
+        if self.step in ("value", "confirm") and self.meter is None:
+            raise ValueError(f"state: step {self.step!r} without a meter")
+        if self.step == "confirm" and self.pending is None:
+            raise ValueError("state: confirm step without a pending value")
+        if self.step == "choose_account" and not self.candidates:
+            raise ValueError("state: choose_account step without accounts to choose from")

@@ -1,0 +1,117 @@
+"""The start of a call: greeting, the submission window, and who is calling."""
+
+from __future__ import annotations
+
+from callflows.context import Context
+from callflows.intake import in_window, period_for
+from callflows.meters import start_meters
+from callflows.model import (
+    AccountInfo,
+    Action,
+    CallStarted,
+    Finish,
+    FlagReason,
+    Hangup,
+    Note,
+    RaiseFlag,
+    Say,
+    SetAccount,
+    Transfer,
+)
+from callflows.prompts import MAX_CHOICES, gather_for, hours_say, street_of, window_say
+from callflows.state import CallState
+
+
+def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[Action]]:
+    """Greet, apply the window policy, and identify the caller by caller ID if possible."""
+    policy = ctx.policy
+    today = ctx.local.date()
+    state = CallState(caller=event.caller, period=period_for(today, policy.window_days))
+    says = [Say("greeting")]
+    actions: list[Action] = []
+    if not in_window(today, policy.window_days):
+        if policy.outside_window == "refuse":
+            state.step, state.outcome = "done", "outside_window"
+            closing = [window_say("outside_window", policy), hours_say(policy), Say("goodbye")]
+            return state, [*says, *closing, Hangup(), Finish("outside_window")]
+        state.outside_window = True
+        says.append(window_say("outside_window_flag", policy))
+        actions.append(Note("decision", f"вне дней приёма ({today}): показания на проверку"))
+    says.append(Say("help_keys" if policy.operator_number else "help_keys_no_operator"))
+    accounts = ctx.directory.accounts_for_phone(event.caller, event.now) if event.caller else []
+    return state, actions + _identify(state, ctx, accounts, says)
+
+
+def _identify(
+    state: CallState, ctx: Context, accounts: list[AccountInfo], says: list[Say]
+) -> list[Action]:
+    caller = state.caller or "скрыт"
+    if len(accounts) == 1:
+        note = Note("decision", f"номер {caller}: счёт {accounts[0].number}")
+        return [note, *choose(state, ctx, accounts[0], says)]
+    if 1 < len(accounts) <= MAX_CHOICES:
+        state.step, state.candidates = "choose_account", list(accounts)
+        numbers = ", ".join(a.number for a in accounts)
+        note = Note("decision", f"номер {caller}: несколько счетов ({numbers}) — выбор")
+        return [note, gather_for(state, ctx.policy, says, full=True)]
+    state.step = "account_number"
+    if accounts:
+        says.append(Say("too_many_accounts"))
+    else:
+        says.append(Say("caller_unknown"))
+    note = Note("decision", f"номер {caller}: счетов {len(accounts)} — спрашиваем номер счёта")
+    return [note, gather_for(state, ctx.policy, says, full=True)]
+
+
+def choose(state: CallState, ctx: Context, account: AccountInfo, says: list[Say]) -> list[Action]:
+    """The caller is this account: keep its snapshot and start on its meters."""
+    state.account, state.candidates = account, []
+    return [SetAccount(account.id), *start_meters(state, ctx, says)]
+
+
+def on_choice(state: CallState, ctx: Context, digits: str) -> list[Action]:
+    """A key pressed to pick one of several accounts."""
+    if digits.isdigit() and 1 <= int(digits) <= len(state.candidates):
+        account = state.candidates[int(digits) - 1]
+        note = Note("decision", f"выбран счёт {account.number}")
+        return [note, *choose(state, ctx, account, [])]
+    return retry(state, ctx, [Say("not_understood")], bad=True)
+
+
+def on_account_number(state: CallState, ctx: Context, digits: str) -> list[Action]:
+    """An account number keyed by a caller the line does not know."""
+    account = ctx.directory.account_by_number(digits, ctx.now) if digits.isdigit() else None
+    if account is None:
+        note = Note("decision", f"счёт {digits} не найден")
+        return [note, *retry(state, ctx, [Say("account_not_found")], bad=True)]
+    note = Note("decision", f"найден счёт {account.number}")
+    found = Say("account_found", {"street": street_of(account.address) or account.number})
+    return [note, *choose(state, ctx, account, [found])]
+
+
+def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
+    """Ask again, or end the call when identification failed too often."""
+    state.attempts += 1
+    state.bad_input = state.bad_input or bad
+    if state.attempts >= ctx.policy.max_attempts:
+        return give_up(state, ctx)
+    return [gather_for(state, ctx.policy, preface, full=False)]
+
+
+def give_up(state: CallState, ctx: Context) -> list[Action]:
+    """Identification failed: flag it, and hand over to an operator or say goodbye."""
+    caller = state.caller or "номер скрыт"
+    reason: FlagReason = "unknown_caller"
+    if state.step == "choose_account":
+        reason = "caller_error" if state.bad_input else "no_input"
+        detail = f"{caller}: счёт не выбран из {len(state.candidates)}"
+    else:
+        detail = f"{caller}: лицевой счёт не найден, попыток: {state.attempts}"
+    state.step, state.outcome = "done", reason
+    actions: list[Action] = [RaiseFlag(reason, detail), Say("identify_failed")]
+    if ctx.operator_reachable:
+        assert ctx.policy.operator_number is not None
+        return [*actions, Say("transfer"), Transfer(ctx.policy.operator_number), Finish(reason)]
+    if ctx.policy.operator_number is not None:
+        actions.append(hours_say(ctx.policy))
+    return [*actions, Say("goodbye"), Hangup(), Finish(reason)]

@@ -1,0 +1,216 @@
+"""The meters part of a call: announce each meter, take its value, check, read back, store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+
+from callflows.context import LOW_CONFIDENCE, Context
+from callflows.intake import Verdict, check_reading, meter_in_service
+from callflows.model import (
+    Action,
+    Finish,
+    FlagReason,
+    Hangup,
+    MeterInfo,
+    Note,
+    RaiseFlag,
+    Say,
+    StoreReading,
+)
+from callflows.prompts import gather_for, meter_what, serial_tail
+from callflows.state import CallState, Pending
+
+
+@dataclass(frozen=True)
+class Heard:
+    """How a value came in: keyed, or spoken with what the recognizer made of it."""
+
+    mode: str = "keypad"
+    transcript: str | None = None
+    confidence: float | None = None
+    audio: str | None = None
+
+
+def start_meters(state: CallState, ctx: Context, preface: list[Say]) -> list[Action]:
+    """The caller is identified: go to the account's first meter in service."""
+    state.meter_index = -1
+    return next_meter(state, ctx, preface)
+
+
+def _reset_meter(state: CallState) -> None:
+    state.attempts, state.bad_input, state.spoken_hint_given = 0, False, False
+    state.below_count, state.entries, state.pending = 0, 0, None
+
+
+def next_meter(state: CallState, ctx: Context, preface: list[Say]) -> list[Action]:
+    """Move to the next meter in service, skipping (and flagging) the others; end after the last."""
+    actions: list[Action] = []
+    says = list(preface)
+    while True:
+        state.meter_index += 1
+        _reset_meter(state)
+        meter = state.meter
+        if meter is None:
+            return actions + finish_call(state, says)
+        service = meter_in_service(meter, ctx.local.date())
+        if service == "ok":
+            state.step = "value"
+            return [*actions, gather_for(state, ctx.policy, says, full=True)]
+        params: dict[str, object] = {"what": meter_what(meter), "serial": serial_tail(meter)}
+        reason: FlagReason = "meter_inactive" if service == "inactive" else "meter_overdue"
+        says.append(Say(reason, params))
+        detail = "выведен из эксплуатации" if service == "inactive" else "истёк срок поверки"
+        actions.append(RaiseFlag(reason, f"счётчик {meter.serial}: {detail}", meter.id))
+        actions.append(Note("decision", f"счётчик {meter.serial} пропущен: {detail}", meter.id))
+
+
+def finish_call(state: CallState, says: list[Say]) -> list[Action]:
+    """Summary, goodbye, hang up."""
+    state.step, state.outcome, state.pending = "done", "completed", None
+    if state.account is not None and not state.account.meters:
+        says.append(Say("no_meters"))
+    elif state.stored == 0:
+        says.append(Say("summary_none"))
+    else:
+        says.append(Say("summary", {"count": state.stored}))
+        if state.flagged:
+            says.append(Say("summary_flagged", {"flagged": state.flagged}))
+    says.append(Say("goodbye"))
+    return [*says, Hangup(), Finish("completed")]
+
+
+def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
+    """Ask the same meter prompt again, or give up on this meter after too many tries."""
+    state.attempts += 1
+    state.bad_input = state.bad_input or bad
+    if state.attempts >= ctx.policy.max_attempts:
+        return give_up_meter(state, ctx)
+    return [gather_for(state, ctx.policy, preface, full=False)]
+
+
+def give_up_meter(state: CallState, ctx: Context) -> list[Action]:
+    """Flag the meter for an operator and move on politely."""
+    meter = state.meter
+    assert meter is not None
+    reason: FlagReason = "caller_error" if state.bad_input else "no_input"
+    what = "неверный ввод" if state.bad_input else "нет ответа"
+    detail = f"счётчик {meter.serial}: показание не получено ({what}, шаг {state.step})"
+    actions: list[Action] = [
+        RaiseFlag(reason, detail, meter.id),
+        Note("decision", f"{what}: счётчик пропущен", meter.id),
+    ]
+    return actions + next_meter(state, ctx, [Say("meter_given_up")])
+
+
+def on_value(state: CallState, ctx: Context, value: Decimal, heard: Heard) -> list[Action]:
+    """A value for the current meter: check it, then read it back or ask again."""
+    meter = state.meter
+    assert meter is not None
+    verdict = check_reading(meter, value, ctx.now, ctx.policy.thresholds)
+    notes: list[Action] = [Note("understood", f"значение {value}", meter.id)]
+    if verdict.outcome == "too_many_digits":
+        state.below_count = 0
+        notes.append(Note("decision", f"{value}: не помещается в счётчик — переспросили", meter.id))
+        key = "too_many_digits" if meter.decimal_digits else "too_many_digits_whole"
+        params: dict[str, object] = {
+            "integer_digits": meter.integer_digits,
+            "decimal_digits": meter.decimal_digits,
+        }
+        return notes + retry(state, ctx, [Say(key, params)], bad=True)
+    if verdict.outcome == "below_previous":
+        state.below_count += 1
+        if state.below_count < 2:
+            text = f"меньше предыдущего {verdict.previous} — переспросили"
+            notes.append(Note("decision", text, meter.id))
+            say = Say("below_previous", {"previous": verdict.previous})
+            return notes + retry(state, ctx, [say], bad=True)
+    else:
+        state.below_count = 0
+    state.pending = _pending(state, ctx, value, verdict, heard)
+    state.step, state.attempts, state.bad_input = "confirm", 0, False
+    state.entries += 1
+    decision = f"читаем обратно {value}: {state.pending.flag_reason or 'в порядке'}"
+    notes.append(Note("decision", decision, meter.id))
+    return [*notes, gather_for(state, ctx.policy, [], full=True)]
+
+
+def _pending(
+    state: CallState, ctx: Context, value: Decimal, verdict: Verdict, heard: Heard
+) -> Pending:
+    pending = Pending(
+        value=value,
+        previous=verdict.previous,
+        input_mode=heard.mode,
+        transcript=heard.transcript,
+        confidence=heard.confidence,
+        audio=heard.audio,
+    )
+    if verdict.outcome == "below_previous":
+        pending.status, pending.flag_reason = "flagged", "below_previous"
+        pending.warning = "readback_below"
+        pending.flag_detail = f"{value} меньше предыдущего {verdict.previous}, введено дважды"
+    elif verdict.outcome == "anomalous":
+        pending.status, pending.flag_reason = "flagged", "anomalous"
+        pending.warning = "readback_anomalous"
+        pending.flag_detail = (
+            f"расход {verdict.consumption} с прошлого показания {verdict.previous}: "
+            f"{verdict.monthly} в месяц при пределе {verdict.limit}"
+        )
+    elif state.outside_window:
+        pending.status, pending.flag_reason = "flagged", "outside_window"
+        first, last = ctx.policy.window_days
+        pending.flag_detail = f"передано {ctx.local.date()} вне дней приёма {first}–{last}"
+    return pending
+
+
+def on_confirm(state: CallState, ctx: Context, yes: bool) -> list[Action]:
+    """1 stores the pending value at once; 2 asks for the value again."""
+    meter = state.meter
+    assert meter is not None
+    if yes:
+        return store(state, ctx)
+    if state.entries >= ctx.policy.max_attempts:
+        state.bad_input = True
+        return give_up_meter(state, ctx)
+    state.step, state.pending, state.attempts, state.bad_input = "value", None, 0, False
+    note = Note("decision", "не подтверждено — вводит заново", meter.id)
+    return [note, gather_for(state, ctx.policy, [], full=False)]
+
+
+def _store_action(pending: Pending, meter: MeterInfo) -> StoreReading:
+    replaces = meter.current_period_reading_id if meter.current_period_value is not None else None
+    return StoreReading(
+        key=f"m{meter.id}",
+        meter_id=meter.id,
+        value=pending.value,
+        status="flagged" if pending.status == "flagged" else "accepted",
+        flag_reason=cast("FlagReason | None", pending.flag_reason),
+        flag_detail=pending.flag_detail,
+        replaces_reading_id=replaces,
+        input_mode="speech" if pending.input_mode == "speech" else "keypad",
+        transcript=pending.transcript,
+        confidence=pending.confidence,
+        audio=pending.audio,
+    )
+
+
+def store(state: CallState, ctx: Context) -> list[Action]:
+    """Store the confirmed value now, then go to the next meter."""
+    pending, meter = state.pending, state.meter
+    assert pending is not None and meter is not None
+    flagged = pending.status == "flagged"
+    actions: list[Action] = [_store_action(pending, meter)]
+    confidence = pending.confidence
+    if pending.input_mode == "speech" and confidence is not None and confidence < LOW_CONFIDENCE:
+        heard = f"«{pending.transcript}» понято как {pending.value}"
+        actions.append(
+            RaiseFlag("low_confidence", f"{heard}, уверенность {confidence:.2f}", meter.id)
+        )
+    state.stored += 1
+    state.flagged += int(flagged)
+    status = f"на проверку ({pending.flag_reason})" if flagged else "принято"
+    actions.append(Note("decision", f"подтверждено, сохранено {pending.value}: {status}", meter.id))
+    say = Say("stored_flagged" if flagged else "stored")
+    return actions + next_meter(state, ctx, [say])
