@@ -33,13 +33,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "!!! METERLINE_DEV_SKIP_SIGNATURE is set: Twilio webhook signatures are NOT checked. "
             "Anyone who can reach this server can place fake calls. Never run it so in production."
         )
-    if not settings.twilio_auth_token and not settings.skip_signature_check:
-        log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook will be refused (403).")
-    if settings.secret_key_generated:
-        log.warning(
-            "METERLINE_SECRET_KEY is not set: a random key was generated, so operator sign-ins "
-            "end when the server restarts and differ between workers. Set it in production."
-        )
 
     from ivr.commands import register_commands
     from ivr.voice import voice

@@ -46,6 +46,11 @@ def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     settings = services().settings
     if not settings.twilio_auth_token and not settings.skip_signature_check:
         raise click.UsageError("TWILIO_AUTH_TOKEN is not set: every webhook would be refused.")
+    if settings.secret_key_generated:
+        raise click.UsageError(
+            "METERLINE_SECRET_KEY is not set: each worker would sign operator sessions with "
+            "its own random key. Set it to a long random string."
+        )
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,

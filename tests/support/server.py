@@ -1,0 +1,113 @@
+"""A real server process (`meterline serve`, gunicorn) on a free loopback port, for e2e tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import requests
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server and the environment the CLI needs to talk about it."""
+
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        """Run `meterline ARGS` with the server's environment; returns stdout."""
+        result = subprocess.run(
+            [sys.executable, "-m", "ivr", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"meterline {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout + result.stderr
+
+
+def server_env(
+    database_url: str, port: int, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a test server: our token, its own public URL, the window open."""
+    from tests.conftest import TEST_TOKEN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
+    env.update(
+        {
+            "METERLINE_DATABASE_URL": database_url,
+            "TWILIO_AUTH_TOKEN": TEST_TOKEN,
+            "METERLINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "METERLINE_SECRET_KEY": "e2e-secret",
+            "METERLINE_WINDOW": "1-31",
+            "METERLINE_OPERATOR_HOURS": "00:00-23:59",
+            "METERLINE_OPERATOR_NUMBER": "+78172597904",
+            "METERLINE_CALLS_PER_HOUR": "1000",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def running_server(
+    database_url: str, extra: Mapping[str, str] | None = None, workers: int = 2
+) -> Iterator[Server]:
+    """Start `meterline serve` and wait until it answers; stop it afterwards."""
+    port = free_port()
+    env = server_env(database_url, port, extra)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process)
+        yield Server(url=url, env=env, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{err}")
+        try:
+            requests.get(url + "/voice/status", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start in 30 s")
