@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from decimal import Decimal
@@ -75,6 +76,8 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
         added = load_demo(services().sessions())
     click.echo(f"demo data: {added} accounts added ({len(DEMO_ACCOUNTS)} in the demo set)")
     click.echo("demo: readings are taken every day of the month (METERLINE_WINDOW=1-31)")
+    # The transcript is the demo's output; request lines would drown it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -66,7 +66,9 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
         status=action.status,
         call_id=call.id,
         idempotency_key=key,
-        replaces_reading_id=action.replaces_reading_id,
+        # A flagged value replaces the period's earlier reading only once an operator
+        # accepts it; until then the earlier one stays current (and exported).
+        replaces_reading_id=action.replaces_reading_id if action.status == "accepted" else None,
         input_mode=action.input_mode,
         transcript=action.transcript,
         confidence=action.confidence,
@@ -89,10 +91,13 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
         )
     )
     if action.status == "flagged":
+        detail = action.flag_detail
+        if action.replaces_reading_id is not None:
+            detail = f"{detail} (заменит показание №{action.replaces_reading_id})".strip()
         session.add(
             Flag(
                 reason=action.flag_reason or "anomalous",
-                detail=action.flag_detail,
+                detail=detail,
                 call_id=call.id,
                 reading_id=reading.id,
                 meter_id=action.meter_id,
