@@ -13,6 +13,10 @@ from storage.clock import utcnow
 from storage.models import Account, Meter, Phone
 
 
+class MeterOwnedElsewhere(Exception):
+    """A meter serial already belongs to another account: an import never moves a meter."""
+
+
 @dataclass(slots=True, frozen=True)
 class MeterFields:
     """What a billing file says about one meter."""
@@ -181,8 +185,12 @@ def _write_meters(
             values = _meter_values(fields_)
             if known is None:
                 fresh.append({**values, "account_id": ids[unit.number], "active": True})
-            elif known.fields != fields_ or known.account_id != ids[unit.number]:
-                changed.append({**values, "id": known.id, "account_id": ids[unit.number]})
+                continue
+            if known.account_id != ids[unit.number]:
+                owner = directory.numbers.get(known.account_id, "?")
+                raise MeterOwnedElsewhere(f"meter serial {serial!r} belongs to account {owner!r}")
+            if known.fields != fields_:
+                changed.append({**values, "id": known.id})
     new_ids: dict[str, int] = {}
     if fresh:
         stmt = insert(Meter).returning(Meter.id, Meter.serial)

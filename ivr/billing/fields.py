@@ -30,7 +30,7 @@ KIND_SYNONYMS = {
 DEFAULT_UNITS = {"hot_water": "м3", "cold_water": "м3", "heat": "Гкал"}
 
 
-class RowError(ValueError):
+class RowError(Exception):
     """A row cannot be imported; the message is the reason shown with its line number."""
 
 

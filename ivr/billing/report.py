@@ -9,6 +9,8 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.accounts import MeterOwnedElsewhere
+
 T = TypeVar("T")
 
 
@@ -40,8 +42,10 @@ class Report:
         return text + (f" ({extra})" if extra else "")
 
 
-def db_reason(exc: SQLAlchemyError) -> str:
+def db_reason(exc: Exception) -> str:
     """A one-line reason from a database error, without the SQL and parameters."""
+    if not isinstance(exc, SQLAlchemyError):
+        return str(exc)
     orig = getattr(exc, "orig", None)
     message = str(orig if orig is not None else exc).strip().splitlines()
     return "the database refused it: " + (message[0][:200] if message else type(exc).__name__)
@@ -66,7 +70,7 @@ def write_chunk(
             write(session, items)
             session.commit()
             return len(items)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, MeterOwnedElsewhere):
             session.rollback()
             if reset is not None:
                 reset(session)
@@ -76,7 +80,7 @@ def write_chunk(
                 with session.begin_nested():
                     write(session, [item])
                 written += 1
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, MeterOwnedElsewhere) as exc:
                 on_failure(item, db_reason(exc))
         session.commit()
         return written
