@@ -5,8 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
-from callflows.model import AccountInfo, MeterInfo, MeterKind, PastReading
+from callflows.flow import advance
+from callflows.model import (
+    AccountInfo,
+    Action,
+    CallEnded,
+    CallStarted,
+    Event,
+    Gather,
+    Keys,
+    MeterInfo,
+    MeterKind,
+    PastReading,
+    Policy,
+    RaiseFlag,
+    Say,
+    Silence,
+    Spoken,
+    StoreReading,
+)
+from callflows.state import CallState
+
+T = TypeVar("T")
 
 # 24 November 2026, 10:00 in Moscow: inside the default window and operator hours.
 NOW = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
@@ -80,3 +102,100 @@ def make_account(
         supplier="Вологдатеплосеть",
         meters=meters,
     )
+
+
+def says(actions: list[Action]) -> list[Say]:
+    """Every Say, standalone or inside a Gather, in the order the caller hears them."""
+    out: list[Say] = []
+    for action in actions:
+        if isinstance(action, Say):
+            out.append(action)
+        elif isinstance(action, Gather):
+            out.extend(action.prompts)
+    return out
+
+
+def keys_said(actions: list[Action]) -> list[str]:
+    """The prompt keys the caller hears."""
+    return [s.prompt for s in says(actions)]
+
+
+def param(actions: list[Action], prompt: str, name: str) -> object:
+    """A parameter of the first Say with this key."""
+    return next(s.params[name] for s in says(actions) if s.prompt == prompt)
+
+
+def only(actions: list[Action], kind: type[T]) -> list[T]:
+    """The actions of one type."""
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def gather(actions: list[Action]) -> Gather:
+    """The Gather the actions end with."""
+    assert actions and isinstance(actions[-1], Gather), actions
+    return actions[-1]
+
+
+class Call:
+    """Drives advance() as the webhooks would, through JSON state between every step."""
+
+    def __init__(
+        self,
+        directory: FakeDirectory,
+        policy: Policy | None = None,
+        caller: str | None = "+78172123456",
+        now: datetime = NOW,
+    ) -> None:
+        self.directory, self.policy = directory, policy or Policy()
+        self.caller, self.now = caller, now
+        self.state: CallState | None = None
+        self.log: list[Action] = []
+
+    def send(self, event: Event) -> list[Action]:
+        """One event; the state goes through to_json/from_json as it would between requests."""
+        before = None if self.state is None else CallState.from_json(self.state.to_json())
+        if before is not None:
+            assert before == self.state
+        state, actions = advance(before, event, self.directory, self.policy)
+        self.state = CallState.from_json(state.to_json())
+        assert self.state == state
+        self.log.extend(actions)
+        return actions
+
+    def start(self) -> list[Action]:
+        """The call comes in."""
+        return self.send(CallStarted(self.caller, self.now))
+
+    def keys(self, digits: str) -> list[Action]:
+        """The caller presses keys."""
+        return self.send(Keys(digits, self.now))
+
+    def silence(self) -> list[Action]:
+        """The caller says and keys nothing."""
+        return self.send(Silence(self.now))
+
+    def spoken(
+        self,
+        transcript: str,
+        confidence: float = 0.9,
+        value: str | None = None,
+        answer: str | None = None,
+    ) -> list[Action]:
+        """The recognizer heard something."""
+        number = None if value is None else Decimal(value)
+        event = Spoken(transcript, confidence, self.now, number, answer, audio="rec/1.wav")
+        return self.send(event)
+
+    def ended(self, status: str = "completed") -> list[Action]:
+        """Twilio's status callback."""
+        return self.send(CallEnded(status, self.now))
+
+    @property
+    def stored(self) -> list[StoreReading]:
+        """Every reading stored so far."""
+        return only(self.log, StoreReading)
+
+    @property
+    def flags(self) -> list[RaiseFlag]:
+        """Every flag raised so far."""
+        return only(self.log, RaiseFlag)
