@@ -1,9 +1,86 @@
-"""The operator review view (placeholder until its feature lands)."""
+"""The operator review view: sign-in, the review queue, call pages, decisions, dashboard."""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response
+
+from ivr.operator import labels
+from ivr.operator.blueprint import bp
+from ivr.operator.web import close_db, load_operator, settings
+from ivr.phones import mask
+
+PUBLIC_ENDPOINTS = {"operator.sign_in_page", "operator.static"}
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "operator.sign_in_page"
+login_manager.login_message = "Войдите, чтобы продолжить."
+login_manager.login_message_category = "error"
+login_manager.user_loader(load_operator)
+
+
+@bp.before_request
+def guard() -> Any:
+    """Every page but sign-in needs an operator; every form needs its CSRF token."""
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+    return None
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    """Personal data: no caching by proxies, no framing, a strict content policy."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(exc: CSRFError) -> tuple[str, int]:
+    """A form without a valid token: say so in Russian."""
+    return render_template(
+        "operator/error.html", message="Форма устарела: обновите страницу и повторите."
+    ), 400
+
+
+@bp.app_template_global("t")
+def local(moment: Any, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    """A UTC moment in the utility's time zone."""
+    return labels.local_time(moment, settings().timezone, fmt)
 
 
 def register(app: Flask) -> None:
     """Attach the operator blueprint and its extensions."""
+    cfg = app.config["METERLINE_SETTINGS"]
+    app.config.setdefault("WTF_CSRF_ENABLED", True)
+    # Only the operator view has forms; Twilio's webhooks carry a signature, not a token.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config["WTF_CSRF_TIME_LIMIT"] = 12 * 3600
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = cfg.public_url.startswith("https://")
+    app.config["REMEMBER_COOKIE_HTTPONLY"] = True
+    app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
+    csrf.init_app(app)
+    if "voice" in app.blueprints:
+        csrf.exempt(app.blueprints["voice"])
+    login_manager.init_app(app)
+    app.teardown_appcontext(close_db)
+    from ivr.operator import accounts, admin, auth, views  # noqa: F401  (routes)
+
+    app.register_blueprint(bp)
+    app.jinja_env.filters["num"] = labels.num
+    app.jinja_env.filters["mask"] = mask
+    app.jinja_env.globals["L"] = labels

@@ -1,0 +1,48 @@
+"""Sign-in and sign-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import login_user, logout_user
+
+from ivr.operator.blueprint import bp
+from ivr.operator.labels import local_time
+from ivr.operator.operators import Locked, OperatorError, sign_in
+from ivr.operator.web import SignedIn, db, settings
+from storage.clock import utcnow
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the operator view: no open redirect through ?next=."""
+    if target and target.startswith("/operator/") and "//" not in target and "\\" not in target:
+        return target
+    return url_for(".queue")
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in_page() -> Any:
+    """The sign-in form; five wrong passwords lock the login for 15 minutes."""
+    if request.method == "GET":
+        return render_template("operator/sign_in.html", next=request.args.get("next", ""))
+    login = request.form.get("login", "")[:64]
+    try:
+        operator = sign_in(db(), login, request.form.get("password", ""), utcnow())
+    except Locked as exc:
+        until = local_time(exc.until, settings().timezone, "%H:%M")
+        flash(f"Слишком много неудачных попыток. Вход заблокирован до {until}.", "error")
+        return render_template("operator/sign_in.html", login=login), 429
+    except OperatorError as exc:
+        flash(str(exc), "error")
+        return render_template("operator/sign_in.html", login=login), 401
+    login_user(SignedIn(operator, settings().secret_key))
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/sign-out")
+def sign_out() -> Any:
+    """End the session."""
+    logout_user()
+    flash("Вы вышли.", "ok")
+    return redirect(url_for(".sign_in_page"))

@@ -1,0 +1,106 @@
+"""The line's rules applied to a value an operator types, with the consequence in words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from typing import cast
+
+from sqlalchemy.orm import Session
+
+from callflows.intake import Verdict, check_reading, period_for
+from callflows.model import MeterInfo, MeterKind, PastReading, Thresholds
+from ivr.operator.labels import consequence
+from storage.models import Meter
+from storage.review import accepted_history, current_in_period
+
+# Values the rules say cannot be stored at all; the rest an operator may confirm.
+REFUSED = {"too_many_digits", "inactive"}
+
+
+class DecisionError(ValueError):
+    """A decision that cannot be made; the message is for the screen."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A value checked against the rules, waiting for the operator to save it."""
+
+    value: Decimal
+    verdict: Verdict
+    text: str
+
+    @property
+    def can_save(self) -> bool:
+        """Whether the rules allow storing this value at all."""
+        return self.verdict.outcome not in REFUSED
+
+    @property
+    def token(self) -> str:
+        """The value as the "Сохранить" step carries it back."""
+        return format(self.value, "f")
+
+
+def parse_value(raw: str) -> Decimal:
+    """A typed reading: digits with an optional comma or dot; raises DecisionError.
+
+    >>> parse_value(" 1 234,5 ")
+    Decimal('1234.5')
+    """
+    text = re.sub(r"\s", "", raw or "").replace(",", ".")
+    if not re.fullmatch(r"\d{1,12}(\.\d{1,6})?", text):
+        raise DecisionError("Введите число, например 1234,56")
+    return Decimal(text)
+
+
+def meter_info(
+    session: Session, meter: Meter, period: str, exclude_id: int | None = None
+) -> MeterInfo:
+    """The meter as the rules see it, with accepted history from before `period`."""
+    history = accepted_history(session, meter.id, period, exclude_id)
+    current = current_in_period(session, meter.id, period, exclude_id)
+    return MeterInfo(
+        id=meter.id,
+        serial=meter.serial,
+        kind=cast(MeterKind, meter.kind),
+        unit=meter.unit,
+        integer_digits=meter.integer_digits,
+        decimal_digits=meter.decimal_digits,
+        location=meter.location,
+        verification_due=meter.verification_due,
+        active=meter.active,
+        history=tuple(PastReading(r.value, r.taken_at) for r in history),
+        current_period_value=current[-1].value if current else None,
+        current_period_reading_id=current[-1].id if current else None,
+    )
+
+
+def check_value(
+    session: Session,
+    thresholds: Thresholds,
+    meter: Meter,
+    value: Decimal,
+    at: datetime,
+    period: str,
+    exclude_id: int | None = None,
+) -> Check:
+    """Run the line's rules on a value for a meter as of `at`."""
+    verdict = check_reading(meter_info(session, meter, period, exclude_id), value, at, thresholds)
+    return Check(value, verdict, consequence(verdict, meter.unit, meter.verification_due))
+
+
+def local_period(at: datetime, zone: tzinfo, window: tuple[int, int]) -> str:
+    """The period a reading handed in at `at` counts for, by the utility's local date."""
+    return period_for(at.astimezone(zone).date(), window)
+
+
+def confirmed(form_token: str | None, check: Check) -> bool:
+    """Whether the form is the "Сохранить" step for exactly this checked value."""
+    if not form_token:
+        return False
+    try:
+        return Decimal(form_token) == check.value
+    except ArithmeticError:
+        return False

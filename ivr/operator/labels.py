@@ -1,0 +1,102 @@
+"""Russian words the operator view shows for the codes stored in the database."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+
+from callflows.intake import Verdict
+
+REASONS: dict[str, str] = {
+    "below_previous": "Меньше предыдущего",
+    "anomalous": "Подозрительный расход",
+    "unknown_caller": "Неизвестный номер",
+    "dropped_call": "Звонок прерван",
+    "low_confidence": "Неуверенное распознавание",
+    "meter_overdue": "Просрочена поверка",
+    "meter_inactive": "Счётчик выведен из работы",
+    "no_input": "Нет ввода",
+    "outside_window": "Вне срока приёма",
+    "caller_error": "Ошибки ввода",
+    "system_error": "Сбой системы",
+    "rate_limited": "Слишком много звонков",
+}
+
+KINDS = {"hot_water": "Горячая вода", "cold_water": "Холодная вода", "heat": "Отопление"}
+READING_STATUSES = {"accepted": "принято", "flagged": "на проверке", "rejected": "отклонено"}
+FLAG_STATUSES = {"open": "открыт", "resolved": "решён", "all": "все"}
+RESOLUTIONS = {
+    "accepted": "принято как есть",
+    "corrected": "исправлено",
+    "rejected": "отклонено",
+    "closed": "закрыто",
+}
+ACTIONS = {
+    "accept": "Принято как есть",
+    "close": "Закрыто",
+    "correct": "Значение исправлено",
+    "reject": "Отклонено",
+    "call_back": "Перезвонить",
+    "manual_entry": "Ручной ввод",
+    "operator_add": "Добавлен оператор",
+    "operator_deactivate": "Оператор отключён",
+    "password_reset": "Пароль сброшен",
+}
+EVENT_KINDS = {
+    "prompt": "Линия",
+    "input": "Абонент",
+    "understood": "Понято",
+    "decision": "Решение",
+    "status": "Статус",
+}
+MODES = {"keypad": "Клавиатура", "speech": "Речь", "operator": "Оператор", "import": "Импорт"}
+SOURCES = {"ivr": "линия", "operator": "оператор", "import": "импорт"}
+
+
+def label(table: dict[str, str], code: str | None) -> str:
+    """The Russian word for a code, or the code itself when unknown."""
+    if code is None:
+        return "—"
+    return table.get(code, code)
+
+
+def num(value: Decimal | float | int | None) -> str:
+    """A number as Russians write it: no exponent, a comma before decimals.
+
+    >>> num(Decimal("130.500"))
+    '130,5'
+    """
+    if value is None:
+        return "—"
+    text = format(Decimal(str(value)).normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.replace(".", ",")
+
+
+def local_time(moment: datetime | None, zone: tzinfo, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    """A UTC moment shown in the utility's time zone."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(zone).strftime(fmt)
+
+
+def consequence(verdict: Verdict, unit: str, due: date | None = None) -> str:
+    """What a value would mean, in the words an operator reads before saving."""
+    if verdict.outcome == "below_previous":
+        return f"ниже предыдущего {num(verdict.previous)}"
+    if verdict.outcome == "anomalous":
+        return f"расход за месяц {num(verdict.monthly)} при норме до {num(verdict.limit)} {unit}"
+    if verdict.outcome == "too_many_digits":
+        return "больше разрядов, чем у счётчика"
+    if verdict.outcome == "inactive":
+        return "счётчик выведен из работы"
+    if verdict.outcome == "overdue":
+        when = f" (до {due:%d.%m.%Y})" if due else ""
+        return f"просрочена поверка{when}: показание не пойдёт в расчёт"
+    parts = ["проверка пройдена"]
+    if verdict.consumption is not None:
+        parts.append(f"расход {num(verdict.consumption)} {unit}")
+    if verdict.rollover:
+        parts.append("переход счётчика через ноль")
+    return ", ".join(parts)

@@ -1,0 +1,40 @@
+"""The review queue's filters, read from the query string."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from ivr.operator.labels import REASONS
+from ivr.phones import normalize
+from storage.review import QueueFilter
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _utc(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def queue_filter(args: Mapping[str, str], zone: tzinfo, city_code: str) -> QueueFilter:
+    """Filters from `?reason=&status=&from=&to=&supplier=&q=&page=`; bad values are ignored."""
+    reason = args.get("reason") or None
+    status = args.get("status", "open")
+    first, last = _day(args.get("from")), _day(args.get("to"))
+    q = (args.get("q") or "").strip()[:40]
+    page = args.get("page", "1")
+    return QueueFilter(
+        reason=reason if reason in REASONS else None,
+        status=status if status in ("open", "resolved", "all") else "open",
+        since=_utc(first, zone) if first else None,
+        until=_utc(last + timedelta(days=1), zone) if last else None,
+        supplier=(args.get("supplier") or "").strip()[:100] or None,
+        account_number=q or None,
+        phone=normalize(q, city_code) if q else None,
+        page=int(page) if page.isdigit() else 1,
+    )

@@ -1,0 +1,76 @@
+"""Per-request plumbing of the operator view: the database session and the signed-in operator."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import abort, g
+from flask_login import UserMixin, current_user
+from sqlalchemy.orm import Session
+
+from ivr.config import Settings
+from ivr.services import services
+from storage.models import Operator
+
+
+class SignedIn(UserMixin):
+    """The operator behind a request; the id changes when the password does."""
+
+    def __init__(self, operator: Operator, secret: str) -> None:
+        self.operator_id = operator.id
+        self.login = operator.login
+        self.is_admin = bool(operator.is_admin)
+        self._token = f"{operator.id}:{session_tag(operator, secret)}"
+
+    def get_id(self) -> str:
+        """The value kept in the session cookie."""
+        return self._token
+
+
+def session_tag(operator: Operator, secret: str) -> str:
+    """A tag bound to the password hash, so a reset password ends every open session."""
+    mac = hmac.new(secret.encode(), operator.password_hash.encode(), hashlib.sha256)
+    return mac.hexdigest()[:16]
+
+
+def load_operator(token: str) -> SignedIn | None:
+    """Flask-Login's user loader: an active operator whose password has not changed."""
+    op_id, _, tag = token.partition(":")
+    if not op_id.isdigit():
+        return None
+    operator = db().get(Operator, int(op_id))
+    secret = settings().secret_key
+    if operator is None or not operator.active:
+        return None
+    if not hmac.compare_digest(tag, session_tag(operator, secret)):
+        return None
+    return SignedIn(operator, secret)
+
+
+def db() -> Session:
+    """The request's session, opened on first use and closed when the request ends."""
+    if "operator_db" not in g:
+        g.operator_db = services().sessions()
+    session: Session = g.operator_db
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    """Close the request's session; anything not committed is rolled back."""
+    session: Session | None = g.pop("operator_db", None)
+    if session is not None:
+        session.close()
+
+
+def settings() -> Settings:
+    """The app's settings."""
+    return services().settings
+
+
+def me() -> SignedIn:
+    """The signed-in operator (every operator page requires one)."""
+    user = current_user._get_current_object()
+    if not isinstance(user, SignedIn):
+        abort(401)
+    return user
