@@ -77,6 +77,16 @@ def render(
     return Rendered(twiml=str(response), spoken=spoken)
 
 
+# Said if even the catalogue fails us: an apology must never itself fail.
+LAST_RESORT = "Извините, произошла техническая ошибка. Пожалуйста, позвоните позже."
+
+
 def apology(catalogue: Catalogue, prompt: str = "system_error") -> str:
     """A spoken apology (or other parting prompt) and a hang-up."""
-    return render([Say(prompt), Hangup()], catalogue, step_url="").twiml
+    try:
+        return render([Say(prompt), Hangup()], catalogue, step_url="").twiml
+    except (KeyError, ValueError, IndexError):
+        response = VoiceResponse()
+        response.say(LAST_RESORT, language="ru-RU")
+        response.hangup()
+        return str(response)
