@@ -11,9 +11,8 @@ from ivr.operator.blueprint import bp
 from ivr.operator.checks import Check, DecisionError
 from ivr.operator.entry import enter_reading
 from ivr.operator.pages import account_context
-from ivr.operator.web import db, me, settings
+from ivr.operator.web import db, me, now, settings
 from ivr.phones import normalize
-from storage.clock import utcnow
 from storage.models import Account
 from storage.review import find_accounts
 
@@ -48,7 +47,7 @@ def enter(number: str) -> Any:
     """Check a typed reading, then save it on the second step."""
     found = _account(number)
     try:
-        result = enter_reading(db(), settings(), found, me().operator_id, request.form, utcnow())
+        result = enter_reading(db(), settings(), found, me().operator_id, request.form, now())
     except DecisionError as exc:
         db().rollback()
         flash(str(exc), "error")

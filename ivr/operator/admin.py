@@ -14,8 +14,7 @@ from ivr.operator.operators import (
     list_operators,
     reset_password,
 )
-from ivr.operator.web import db, me
-from storage.clock import utcnow
+from ivr.operator.web import db, me, now
 
 
 @admin_bp.before_request
@@ -28,9 +27,7 @@ def require_admin() -> None:
 @admin_bp.get("/operators")
 def operators() -> str:
     """Every operator with the actions an admin can take."""
-    return render_template(
-        "operator/operators.html", operators=list_operators(db()), now_utc=utcnow()
-    )
+    return render_template("operator/operators.html", operators=list_operators(db()), now_utc=now())
 
 
 @admin_bp.post("/operators")
@@ -47,7 +44,7 @@ def add() -> Any:
             form.get("password", ""),
             form.get("is_admin") == "1",
             me().operator_id,
-            utcnow(),
+            now(),
         )
         flash(f"Оператор {op.login} добавлен", "ok")
     except OperatorError as exc:
@@ -60,7 +57,7 @@ def add() -> Any:
 def deactivate_operator(operator_id: int) -> Any:
     """Switch an operator off."""
     try:
-        op = deactivate(db(), operator_id, me().operator_id, utcnow())
+        op = deactivate(db(), operator_id, me().operator_id, now())
         flash(f"Оператор {op.login} отключён", "ok")
     except OperatorError as exc:
         flash(str(exc), "error")
@@ -72,7 +69,7 @@ def password(operator_id: int) -> Any:
     """Set a new password for an operator."""
     try:
         op = reset_password(
-            db(), operator_id, request.form.get("password", ""), me().operator_id, utcnow()
+            db(), operator_id, request.form.get("password", ""), me().operator_id, now()
         )
         flash(f"Пароль оператора {op.login} изменён", "ok")
     except OperatorError as exc:

@@ -10,8 +10,7 @@ from flask_login import login_user, logout_user
 from ivr.operator.blueprint import bp
 from ivr.operator.labels import local_time
 from ivr.operator.operators import Locked, OperatorError, sign_in
-from ivr.operator.web import SignedIn, db, settings
-from storage.clock import utcnow
+from ivr.operator.web import SignedIn, db, now, settings
 
 
 def _safe_next(target: str | None) -> str:
@@ -28,7 +27,7 @@ def sign_in_page() -> Any:
         return render_template("operator/sign_in.html", next=request.args.get("next", ""))
     login = request.form.get("login", "")[:64]
     try:
-        operator = sign_in(db(), login, request.form.get("password", ""), utcnow())
+        operator = sign_in(db(), login, request.form.get("password", ""), now())
     except Locked as exc:
         until = local_time(exc.until, settings().timezone, "%H:%M")
         flash(f"Слишком много неудачных попыток. Вход заблокирован до {until}.", "error")

@@ -10,7 +10,7 @@ from typing import cast
 
 from sqlalchemy.orm import Session
 
-from callflows.intake import Verdict, check_reading, period_for
+from callflows.intake import Verdict, check_reading, meter_in_service, period_for
 from callflows.model import MeterInfo, MeterKind, PastReading, Thresholds
 from ivr.operator.labels import consequence
 from storage.models import Meter
@@ -31,11 +31,17 @@ class Check:
     value: Decimal
     verdict: Verdict
     text: str
+    service: str = "ok"  # ok | inactive | overdue
 
     @property
     def can_save(self) -> bool:
         """Whether the rules allow storing this value at all."""
-        return self.verdict.outcome not in REFUSED
+        return self.verdict.outcome not in REFUSED and self.service not in REFUSED
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing at all is wrong with the value or the meter."""
+        return self.verdict.outcome == "ok" and self.service == "ok"
 
     @property
     def token(self) -> str:
@@ -87,8 +93,14 @@ def check_value(
     exclude_id: int | None = None,
 ) -> Check:
     """Run the line's rules on a value for a meter as of `at`."""
-    verdict = check_reading(meter_info(session, meter, period, exclude_id), value, at, thresholds)
-    return Check(value, verdict, consequence(verdict, meter.unit, meter.verification_due))
+    info = meter_info(session, meter, period, exclude_id)
+    verdict = check_reading(info, value, at, thresholds)
+    text = consequence(verdict, meter.unit)
+    service = meter_in_service(info, at.date())
+    if service != "ok":
+        # The value may be fine, but the meter itself cannot be billed on.
+        text = consequence(Verdict(service), meter.unit, meter.verification_due) + "; " + text
+    return Check(value, verdict, text, service)
 
 
 def local_period(at: datetime, zone: tzinfo, window: tuple[int, int]) -> str:

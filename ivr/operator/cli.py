@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from ivr.operator.operators import OperatorError, add_operator, list_operators, reset_password
 from ivr.services import services
-from storage.clock import utcnow
 from storage.models import Operator
 
 
@@ -35,7 +34,7 @@ def add_command(login: str, admin: bool, password_stdin: bool) -> None:
     """Add an operator; the password is asked twice, hidden."""
     with services().sessions() as session:
         try:
-            add_operator(session, login, _password(password_stdin), admin, None, utcnow())
+            add_operator(session, login, _password(password_stdin), admin, None, services().clock())
         except OperatorError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"operator {login} added" + (" (admin)" if admin else ""))
@@ -52,7 +51,9 @@ def password_command(login: str, password_stdin: bool) -> None:
         if operator is None:
             raise click.ClickException(f"no operator {login}")
         try:
-            reset_password(session, operator.id, _password(password_stdin), None, utcnow())
+            reset_password(
+                session, operator.id, _password(password_stdin), None, services().clock()
+            )
         except OperatorError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"password of {login} changed")

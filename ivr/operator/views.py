@@ -13,8 +13,7 @@ from ivr.operator.checks import Check, DecisionError
 from ivr.operator.dashboard import dashboard
 from ivr.operator.pages import audio_name, call_context, review_context
 from ivr.operator.queue import queue_filter
-from ivr.operator.web import db, me, settings
-from storage.clock import utcnow
+from ivr.operator.web import db, me, now, settings
 from storage.models import Flag
 from storage.review import review_queue, suppliers
 
@@ -71,9 +70,7 @@ def decide(flag_id: int) -> Any:
         abort(404)
     call_id = found.call_id
     try:
-        result = decisions.decide(
-            db(), settings(), flag_id, me().operator_id, request.form, utcnow()
-        )
+        result = decisions.decide(db(), settings(), flag_id, me().operator_id, request.form, now())
     except DecisionError as exc:
         db().rollback()
         flash(str(exc), "error")
@@ -105,5 +102,5 @@ def audio(name: str) -> Response:
 def dashboard_page() -> str:
     """Today and the current period at a glance."""
     cfg = settings()
-    period, spans = dashboard(db(), utcnow(), cfg.timezone, cfg.window)
+    period, spans = dashboard(db(), now(), cfg.timezone, cfg.window)
     return render_template("operator/dashboard.html", period=period, spans=spans)

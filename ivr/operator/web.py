@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 
 from flask import abort, g
 from flask_login import UserMixin, current_user
@@ -66,6 +67,11 @@ def close_db(_exc: BaseException | None = None) -> None:
 def settings() -> Settings:
     """The app's settings."""
     return services().settings
+
+
+def now() -> datetime:
+    """The app's clock (tests replace it)."""
+    return services().clock()
 
 
 def me() -> SignedIn:
