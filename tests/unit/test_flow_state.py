@@ -1,0 +1,143 @@
+"""The call state survives JSON between requests, and anything corrupt is a ValueError."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callflows.state import CallState, Pending
+from tests.unit.fakes import Call, FakeDirectory, make_account, make_meter
+
+PHONE = "+78172123456"
+
+
+def confirming() -> CallState:
+    """A state at the confirmation, with a full account snapshot and a pending value."""
+    meter = make_meter(
+        1,
+        "100.125",
+        "130",
+        location="ванная",
+        verification_due=date(2030, 1, 1),
+        current_period_value=Decimal("131.5"),
+        current_period_reading_id=5,
+    )
+    d = FakeDirectory()
+    d.add(make_account(1, meter, make_meter(2, kind="heat", active=False)), PHONE)
+    call = Call(d)
+    call.start()
+    call.spoken("сто сорок", confidence=0.7, value="140.25")
+    assert call.state is not None
+    return call.state
+
+
+def test_a_state_round_trips_through_json() -> None:
+    state = confirming()
+    again = CallState.from_json(state.to_json())
+    assert again == state
+    assert again.pending is not None and again.pending.value == Decimal("140.25")
+    assert again.meter is not None and again.meter.history[0].value == Decimal("100.125")
+    assert again.meter.current_period_value == Decimal("131.5")
+
+
+def test_decimals_travel_as_text_and_dates_as_iso() -> None:
+    data = json.loads(confirming().to_json())
+    meter = data["account"]["meters"][0]
+    assert meter["history"][0] == {"value": "100.125", "taken_at": "2026-09-23T07:00:00+00:00"}
+    assert meter["verification_due"] == "2030-01-01"
+    assert data["pending"]["value"] == "140.25"
+
+
+def test_a_fresh_state_round_trips() -> None:
+    assert CallState.from_json(CallState().to_json()) == CallState()
+
+
+def test_finished_means_done() -> None:
+    assert CallState(step="done").finished and not CallState(step="value").finished
+
+
+def mutate(path: list[Any], value: object) -> str:
+    data = json.loads(confirming().to_json())
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "not json",
+        "[]",
+        "null",
+        '"a string"',
+        "{}",
+        mutate(["format"], 99),
+        mutate(["step"], "dancing"),
+        mutate(["step"], 3),
+        mutate(["attempts"], "1"),
+        mutate(["attempts"], True),
+        mutate(["outside_window"], 1),
+        mutate(["stored"], KeyError),
+        mutate(["caller"], 78172),
+        mutate(["candidates"], {}),
+        mutate(["account"], []),
+        mutate(["account", "meters", 0, "kind"], "gas"),
+        mutate(["account", "meters", 0, "id"], "1"),
+        mutate(["account", "meters", 0, "history", 0, "value"], "a lot"),
+        mutate(["account", "meters", 0, "history", 0, "value"], "NaN"),
+        mutate(["account", "meters", 0, "history", 0, "value"], 100),
+        mutate(["account", "meters", 0, "history", 0, "taken_at"], "yesterday"),
+        mutate(["account", "meters", 0, "verification_due"], "soon"),
+        mutate(["account", "meters", 0, "history"], "none"),
+        mutate(["pending"], None),  # a confirmation with nothing to confirm
+        mutate(["pending", "status"], "maybe"),
+        mutate(["pending", "confidence"], "high"),
+        mutate(["pending", "value"], None),
+        mutate(["meter_index"], 7),  # no such meter at a meter step
+        mutate(["account"], None),
+    ],
+)
+def test_a_corrupt_state_is_a_value_error(raw: str) -> None:
+    with pytest.raises(ValueError):
+        CallState.from_json(raw)
+
+
+def test_choosing_without_candidates_is_corrupt() -> None:
+    with pytest.raises(ValueError):
+        CallState.from_json(CallState(step="choose_account").to_json())
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.sampled_from(sorted(json.loads(CallState().to_json()))), JSON)
+def test_any_field_replaced_by_any_json_parses_or_is_a_value_error(key: str, value: object) -> None:
+    data = json.loads(confirming().to_json())
+    data[key] = value
+    try:
+        CallState.from_json(json.dumps(data))
+    except ValueError:
+        pass
+
+
+def test_pending_defaults_round_trip() -> None:
+    pending = Pending(value=Decimal("1.5"))
+    assert Pending.from_dict(pending.to_dict()) == pending
