@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from callflows.model import AccountInfo, Policy, Say
-from tests.unit.fakes import Call, FakeDirectory, make_account, make_meter, says
+from tests.unit.fakes import NOW, Call, FakeDirectory, make_account, make_meter, says
 
 CATALOGUE = Path(__file__).parents[2] / "ivr" / "prompts.ru.toml"
 PHONE = "+78172123456"
@@ -48,7 +48,7 @@ def meters_call(policy: Policy | None = None, now: datetime | None = None) -> Ca
         make_meter(5, verification_due=date(2020, 1, 1)),
         make_meter(6, "10"),
     )
-    return Call(directory(account), policy, **({"now": now} if now else {}))
+    return Call(directory(account), policy, now=now or NOW)
 
 
 def keypad_call(call: Call) -> None:
