@@ -158,10 +158,13 @@ def _pending(
             f"расход {verdict.consumption} с прошлого показания {verdict.previous}: "
             f"{verdict.monthly} в месяц при пределе {verdict.limit}"
         )
-    elif state.outside_window:
-        pending.status, pending.flag_reason = "flagged", "outside_window"
+    if state.outside_window:
         first, last = ctx.policy.window_days
-        pending.flag_detail = f"передано {ctx.local.date()} вне дней приёма {first}–{last}"
+        late = f"передано {ctx.local.date()} вне дней приёма {first}–{last}"
+        if pending.flag_reason is None:
+            pending.status, pending.flag_reason = "flagged", "outside_window"
+        # One reading has one reason; the lateness still shows in the detail.
+        pending.flag_detail = f"{pending.flag_detail}; {late}" if pending.flag_detail else late
     return pending
 
 

@@ -235,3 +235,14 @@ def test_the_period_is_the_current_month_inside_the_window(directory: FakeDirect
     call = Call(directory, now=NOW)
     call.start()
     assert call.state is not None and call.state.period == "2026-11"
+
+
+def test_an_anomalous_reading_outside_the_window_keeps_its_reason_and_notes_the_date() -> None:
+    d = FakeDirectory()
+    d.add(make_account(1, make_meter(1, "100")), PHONE)
+    call = Call(d, Policy(outside_window="flag"), now=datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    call.start()
+    call.keys("500")
+    call.keys("1")
+    [stored] = call.stored
+    assert stored.flag_reason == "anomalous" and "вне дней приёма 23–25" in stored.flag_detail
