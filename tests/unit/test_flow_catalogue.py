@@ -51,81 +51,63 @@ def meters_call(policy: Policy | None = None, now: datetime | None = None) -> Ca
     return Call(directory(account), policy, now=now or NOW)
 
 
-def keypad_call(call: Call) -> None:
+def play(call: Call, script: list[str]) -> Call:
+    """Start the call, then: '-' is silence, 'say:TEXT:VALUE:ANSWER' is speech, else keys."""
     call.start()
-    for keys in ["*", "0", "123456", "100", "100", "2", "300", "1"]:
-        call.keys(keys)  # meter 1: repeat, operator, digits, below twice, re-entry, anomalous
-    for keys in ["5*5", "5", "1"]:
-        call.keys(keys)  # meter 2: no decimals, rollover
-    for keys in ["00", "1"]:
-        call.keys(keys)  # meter 3: zero hint, replaces
-    call.silence()
-    call.keys("1*2*3")
-    call.silence()  # meter 6: given up
+    for step in script:
+        if step == "-":
+            call.silence()
+        elif step.startswith("say:"):
+            _, text, value, answer = step.split(":")
+            call.spoken(text, value=value or None, answer=answer or None)
+        else:
+            call.keys(step)
+    return call
 
 
-def speech_call(call: Call) -> None:
-    call.start()
-    call.spoken("шум")
-    call.spoken("шум")
-    call.spoken("сто двадцать", value="120")
-    call.spoken("да", answer="yes")
+# meter 1: repeat, operator, too many digits, below twice, re-entry, anomalous;
+# meter 2: no decimals, rollover; meter 3: zero hint, replaces; meter 6: given up.
+KEYPAD = ["*", "0", "123456", "100", "100", "2", "300", "1", "5*5", "5", "1", "00", "1"]
+KEYPAD += ["-", "1*2*3", "-"]
+SPEECH = ["say:шум::", "say:шум::", "say:сто двадцать:120:", "say:да::yes"]
+OUTSIDE = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+
+
+def on_meters(policy: Policy, script: list[str], now: datetime = NOW) -> Callable[[], Call]:
+    """A call from a known phone whose account has one meter for each case."""
+    return lambda: play(meters_call(policy, now), script)
+
+
+def on_accounts(
+    accounts: list[AccountInfo], caller: str | None, policy: Policy, script: list[str]
+) -> Callable[[], Call]:
+    """A call from `caller` (None: withheld), with these accounts on PHONE."""
+    return lambda: play(Call(directory(*accounts), policy, caller=caller), script)
+
+
+def simple(count: int) -> list[AccountInfo]:
+    """Accounts with one meter each."""
+    return [make_account(i, make_meter(i, "1")) for i in range(1, count + 1)]
 
 
 def scenarios() -> list[Callable[[], Call]]:
-    def keypad(policy: Policy, now: datetime | None = None) -> Callable[[], Call]:
-        def run() -> Call:
-            call = meters_call(policy, now)
-            keypad_call(call)
-            return call
-
-        return run
-
-    def speech() -> Call:
-        call = meters_call(Policy(speech=True, operator_number=OPERATOR))
-        speech_call(call)
-        return call
-
-    def identify(
-        accounts: int, caller: str | None, policy: Policy, *keys: str
-    ) -> Callable[[], Call]:
-        def run() -> Call:
-            d = directory(*(make_account(i, make_meter(i, "1")) for i in range(1, accounts + 1)))
-            call = Call(d, policy, caller=caller)
-            call.start()
-            for k in keys:
-                call.silence() if k == "-" else call.keys(k)
-            return call
-
-        return run
-
-    def no_meters() -> Call:
-        call = Call(directory(AccountInfo(1, "1")))
-        call.start()
-        return call
-
-    def nothing_stored() -> Call:
-        call = Call(directory(make_account(1, make_meter(1, "5"))))
-        call.start()
-        for _ in range(3):
-            call.silence()
-        return call
-
-    outside = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    """Calls that, between them, say every prompt of the flow."""
+    staffed = Policy(operator_number=OPERATOR)
+    tokyo = Policy(operator_number=OPERATOR, timezone="Asia/Tokyo")
     return [
-        keypad(Policy()),
-        keypad(Policy(operator_number=OPERATOR)),
-        keypad(Policy(operator_number=OPERATOR), NIGHT),
-        keypad(Policy(outside_window="flag"), outside),
-        keypad(Policy(operator_number=OPERATOR), outside),
-        speech,
-        identify(2, PHONE, Policy(), "*", "7", "1"),
-        identify(12, PHONE, Policy(), "5"),
-        identify(1, None, Policy(operator_number=OPERATOR), "1", "-", "5"),
-        identify(1, None, Policy(operator_number=OPERATOR, timezone="Asia/Tokyo"), "1", "2", "3"),
-        identify(1, None, Policy(), "100001234", "0"),
-        no_meters,
-        nothing_stored,
+        on_meters(Policy(), KEYPAD),
+        on_meters(staffed, KEYPAD),
+        on_meters(staffed, KEYPAD, NIGHT),
+        on_meters(Policy(outside_window="flag"), KEYPAD, OUTSIDE),
+        on_meters(staffed, KEYPAD, OUTSIDE),
+        on_meters(Policy(speech=True, operator_number=OPERATOR), SPEECH),
+        on_accounts(simple(2), PHONE, Policy(), ["*", "7", "1"]),
+        on_accounts(simple(12), PHONE, Policy(), ["5"]),
+        on_accounts(simple(1), None, staffed, ["1", "-", "5"]),
+        on_accounts(simple(1), None, tokyo, ["1", "2", "3"]),
+        on_accounts(simple(1), None, Policy(), ["100001234", "0"]),
+        on_accounts([AccountInfo(1, "1")], PHONE, Policy(), []),
+        on_accounts([make_account(1, make_meter(1, "5"))], PHONE, Policy(), ["-", "-", "-"]),
     ]
 
 
