@@ -24,7 +24,9 @@ IVR_PROMPTS = {"system_error", "rate_limited"}
 
 
 def load() -> dict[str, dict[str, object]]:
-    return tomllib.loads(CATALOGUE.read_text(encoding="utf-8"))
+    """The prompts, without the optional [_settings] table."""
+    data = tomllib.loads(CATALOGUE.read_text(encoding="utf-8"))
+    return {key: entry for key, entry in data.items() if not key.startswith("_")}
 
 
 def fields(text: str) -> set[str]:
