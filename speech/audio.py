@@ -9,6 +9,7 @@ import sys
 import wave
 from array import array
 from pathlib import Path
+from typing import BinaryIO
 
 _BIAS = 0x84
 _LITTLE = sys.byteorder == "little"
@@ -126,9 +127,9 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
     return pcm, rate
 
 
-def write_wav(path: str | Path, pcm: bytes, rate: int) -> None:
-    """Write mono 16-bit PCM as a WAV file."""
-    with wave.open(str(path), "wb") as w:
+def write_wav(target: str | Path | BinaryIO, pcm: bytes, rate: int) -> None:
+    """Write mono 16-bit PCM as a WAV file (a path or a file opened for binary writing)."""
+    with wave.open(target if not isinstance(target, str | Path) else str(target), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)

@@ -1,9 +1,84 @@
-"""Twilio Media Streams (placeholder until the speech feature lands)."""
+"""Twilio Media Streams: the call's audio over a WebSocket, recognized as the caller speaks.
+
+The voice webhook renders `<Start><Stream url=".../voice/stream">` with a `token` parameter
+from `stream_token`; each utterance heard becomes an `Utterance` row keyed by the call's
+CallSid and its current step (`calls.seq`), which the webhook reads when the Gather ends.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from flask import Flask
+from flask_sock import Sock
+from simple_websocket import Server
+
+from ivr.config import Settings
+from ivr.services import Services, services
+from ivr.streams.session import CallStream, StreamConfig, stream_token
+from ivr.streams.store import maybe_purge, purge_old_audio
+from speech.recognizer import RecognizerFactory, recognizer_factory
+from speech.vocabulary import GRAMMAR_WORDS
+
+__all__ = ["register", "speech_enabled", "stream_token", "purge_old_audio", "recognizer_for"]
+
+log = logging.getLogger("meterline.streams")
+STREAM_PATH = "/voice/stream"
+FACTORY_KEY = "speech.recognizer_factory"
+START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its start
+IDLE_TIMEOUT = 30.0  # Twilio sends audio every 20 ms, silence included
+_factory_lock = threading.Lock()
+
+
+def speech_enabled(settings: Settings) -> bool:
+    """Whether a recognizer is configured (a model directory or a vosk-server URL)."""
+    return bool(settings.vosk_model or settings.vosk_url)
+
+
+def recognizer_for(svc: Services) -> RecognizerFactory:
+    """The process's recognizer factory, built once (loads the model, checks its vocabulary)."""
+    with _factory_lock:
+        factory: RecognizerFactory | None = svc.cache.get(FACTORY_KEY)
+        if factory is None:
+            settings = svc.settings
+            factory = recognizer_factory(settings.vosk_model, settings.vosk_url, GRAMMAR_WORDS)
+            if factory is None:
+                raise RuntimeError("no recognizer configured")
+            svc.cache[FACTORY_KEY] = factory
+        return factory
 
 
 def register(app: Flask) -> None:
-    """Attach the media-stream WebSocket endpoint."""
+    """Attach the media-stream WebSocket endpoint, only when a recognizer is configured."""
+    settings: Settings = app.config["METERLINE_SETTINGS"]
+    if not speech_enabled(settings):
+        return
+    # Twilio's messages are well under 1 KB; anything far larger is not Twilio.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 64 * 1024})
+    Sock(app).route(STREAM_PATH)(media_stream)
+
+
+def media_stream(ws: Server) -> None:
+    """One call's audio: messages in until `stop`, a refusal, or silence on the socket."""
+    svc = services()
+    settings = svc.settings
+    maybe_purge(settings.audio_dir, settings.audio_keep_days)
+    stream = CallStream(
+        StreamConfig(
+            secret_key=settings.secret_key,
+            audio_dir=settings.audio_dir,
+            sessions=svc.sessions,
+            factory=lambda: recognizer_for(svc)(),
+        )
+    )
+    try:
+        while True:
+            timeout = IDLE_TIMEOUT if stream.call_sid else START_TIMEOUT
+            message = ws.receive(timeout=timeout)
+            if message is None or not stream.handle(message):
+                break
+    finally:
+        stream.finish()
+    # 1008: policy violation (bad token, junk); 1000: a normal end.
+    ws.close(reason=1008 if stream.refused else 1000)

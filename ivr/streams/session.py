@@ -1,0 +1,172 @@
+"""One Twilio Media Streams connection: check its token, recognize its audio, store utterances.
+
+Twilio sends JSON text messages: `connected`, `start` (callSid, customParameters), `media`
+(base64 μ-law, 8 kHz, 20 ms each), `stop`; `mark` and `dtmf` may come too and are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.streams.store import SAFE_SID, save_utterance
+from speech.audio import Resampler, ulaw_decode
+from speech.recognizer import Recognizer, RecognizerFactory, Result
+
+log = logging.getLogger("meterline.streams")
+
+TELEPHONE_RATE = 8000
+BATCH_BYTES = TELEPHONE_RATE * 2 // 10  # feed the recognizer 100 ms at a time, not 20 ms
+MAX_AUDIO_BYTES = TELEPHONE_RATE * 2 * 30  # an utterance's WAV keeps at most its last 30 s
+LEAD_IN_SECONDS = 0.3  # audio kept before the first recognized word
+
+
+def stream_token(secret_key: str, call_sid: str) -> str:
+    """The token a call's `<Stream>` must carry: HMAC-SHA256(secret key, CallSid), hex."""
+    return hmac.new(secret_key.encode(), call_sid.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What a stream needs from the app."""
+
+    secret_key: str
+    audio_dir: Path
+    sessions: sessionmaker[Session]
+    factory: RecognizerFactory
+
+
+class CallStream:
+    """The recognition of one call's inbound audio; feed it Twilio's messages in order."""
+
+    def __init__(self, config: StreamConfig) -> None:
+        self.config = config
+        self.call_sid: str | None = None
+        self.refused = False
+        self.utterances = 0
+        self._recognizer: Recognizer | None = None
+        self._resampler: Resampler | None = None
+        self._batch = bytearray()  # telephone PCM not yet given to the recognizer
+        self._audio = bytearray()  # telephone PCM since the last utterance, for its WAV
+        self._audio_start = 0  # stream position (in samples) of _audio[0]
+        self._fed = 0  # samples given to the recognizer so far
+
+    def handle(self, raw: str | bytes) -> bool:
+        """Process one message; False when the stream should be closed."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return self._refuse("a message that is not JSON")
+        if not isinstance(message, dict):
+            return self._refuse("a message that is not a JSON object")
+        event = message.get("event")
+        if event == "connected":
+            return True
+        if event == "start":
+            return self._start(message.get("start"))
+        if self._recognizer is None:
+            return self._refuse(f"{event!r} before an accepted start")
+        if event == "media":
+            self._media(message.get("media"))
+            return True
+        if event == "stop":
+            self.finish()
+            return False
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        log.warning("media stream refused (call %s): %s", self.call_sid or "?", why)
+        self.refused = True
+        return False
+
+    def _start(self, start: Any) -> bool:
+        if self._recognizer is not None or not isinstance(start, dict):
+            return self._refuse("a second or malformed start")
+        sid = start.get("callSid")
+        params = start.get("customParameters")
+        token = params.get("token") if isinstance(params, dict) else None
+        if not isinstance(sid, str) or not SAFE_SID.fullmatch(sid):
+            return self._refuse("no valid callSid")
+        self.call_sid = sid
+        expected = stream_token(self.config.secret_key, sid)
+        if not isinstance(token, str) or not hmac.compare_digest(token, expected):
+            return self._refuse("missing or wrong token")
+        self._recognizer = self.config.factory()
+        self._resampler = Resampler(TELEPHONE_RATE, self._recognizer.sample_rate)
+        log.info("media stream started for call %s", sid)
+        return True
+
+    def _media(self, media: Any) -> None:
+        if not isinstance(media, dict) or media.get("track", "inbound") != "inbound":
+            return
+        try:
+            payload = base64.b64decode(media.get("payload") or "", validate=True)
+        except (binascii.Error, TypeError):
+            log.warning("call %s: undecodable media payload skipped", self.call_sid)
+            return
+        pcm = ulaw_decode(payload)
+        self._batch += pcm
+        self._audio += pcm
+        if len(self._batch) >= BATCH_BYTES:
+            self._feed()
+
+    def _feed(self) -> None:
+        assert self._recognizer is not None and self._resampler is not None
+        pcm = bytes(self._batch)
+        self._batch.clear()
+        self._fed += len(pcm) // 2
+        result = self._recognizer.accept(self._resampler.feed(pcm))
+        if result is not None:
+            self._store(result)
+        elif len(self._audio) > MAX_AUDIO_BYTES:
+            cut = len(self._audio) - MAX_AUDIO_BYTES
+            del self._audio[:cut]
+            self._audio_start += cut // 2
+
+    def _store(self, result: Result) -> None:
+        assert self.call_sid is not None
+        start = self._audio_start
+        if result.words:
+            start = max(start, int((result.words[0].start - LEAD_IN_SECONDS) * TELEPHONE_RATE))
+        clip = bytes(self._audio[(start - self._audio_start) * 2 :])
+        self._audio.clear()
+        self._audio_start = self._fed
+        self.utterances += 1
+        try:
+            save_utterance(
+                self.config.sessions,
+                self.config.audio_dir,
+                self.call_sid,
+                result,
+                clip,
+                TELEPHONE_RATE,
+            )
+        except Exception:
+            # The keypad still works: a lost transcript must not end the call's audio stream.
+            log.exception("call %s: could not store an utterance", self.call_sid)
+
+    def finish(self) -> None:
+        """The stream ended: recognize what is pending, store it, release the recognizer."""
+        recognizer = self._recognizer
+        if recognizer is None:
+            return
+        try:
+            if self._batch:
+                self._feed()
+            tail = recognizer.final()
+            if tail.text:
+                self._store(tail)
+        except Exception:
+            log.exception("call %s: recognizer failed at the end of the stream", self.call_sid)
+        finally:
+            self._recognizer = None
+            recognizer.close()
