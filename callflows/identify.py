@@ -80,7 +80,9 @@ def on_choice(state: CallState, ctx: Context, digits: str) -> list[Action]:
 
 def on_account_number(state: CallState, ctx: Context, digits: str) -> list[Action]:
     """An account number keyed by a caller the line does not know."""
-    account = ctx.directory.account_by_number(digits, ctx.now) if digits.isdigit() else None
+    if not digits.isdigit():
+        return retry(state, ctx, [Say("not_understood")], bad=True)
+    account = ctx.directory.account_by_number(digits, ctx.now)
     if account is None:
         note = Note("decision", f"счёт {digits} не найден")
         return [note, *retry(state, ctx, [Say("account_not_found")], bad=True)]

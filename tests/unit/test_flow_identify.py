@@ -151,7 +151,7 @@ def test_it_asks_again_when_the_account_number_is_unknown(directory: FakeDirecto
 def test_it_does_not_look_up_an_account_number_with_a_star(directory: FakeDirectory) -> None:
     call = Call(directory, caller=None)
     call.start()
-    assert keys_said(call.keys("12*34")) == ["account_not_found", "account_number"]
+    assert keys_said(call.keys("12*34")) == ["not_understood", "account_number"]
     assert directory.lookups == []
 
 
