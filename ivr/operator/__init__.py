@@ -83,4 +83,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.filters["num"] = labels.num
     app.jinja_env.filters["mask"] = mask
+    app.jinja_env.filters["audit"] = labels.audit_summary
     app.jinja_env.globals["L"] = labels

@@ -68,8 +68,8 @@ def chart(readings: Sequence[Reading]) -> Chart | None:
         return None
     top = max([abs(c) for _, c, _ in points] + [Decimal("0.001")])
     has_negative = any(c < 0 for _, c, _ in points)
-    baseline = (HEIGHT - PAD) / 2 if has_negative else HEIGHT - PAD
-    scale = float(baseline - 4) / float(top)
+    baseline = (HEIGHT - PAD + 14) / 2 if has_negative else HEIGHT - PAD
+    scale = float(baseline - 14) / float(top)  # room above the bars for their labels
     step = (WIDTH - 2 * PAD) / max(len(points), 6)
     bars = []
     for i, (period, consumption, flagged) in enumerate(points):

@@ -160,6 +160,7 @@ def _correct(
         return check
     if not check.can_save:
         raise DecisionError(f"Нельзя сохранить: {check.text}")
+    before = _snapshot(old)
     _resolve(session, flag, operator_id, "corrected", note, now)
     new = Reading(
         meter_id=meter.id,
@@ -183,7 +184,7 @@ def _correct(
         operator_id,
         "correct",
         now,
-        _snapshot(old),
+        before,
         after,
         note or check.text,
         call_id=flag.call_id,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, tzinfo
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from callflows.intake import Verdict
 
@@ -99,4 +100,55 @@ def consequence(verdict: Verdict, unit: str, due: date | None = None) -> str:
         parts.append(f"расход {num(verdict.consumption)} {unit}")
     if verdict.rollover:
         parts.append("переход счётчика через ноль")
+    return ", ".join(parts)
+
+
+AUDIT_KEYS = {
+    "value": "значение",
+    "status": "статус",
+    "period": "период",
+    "note": "заметка",
+    "login": "логин",
+    "admin": "администратор",
+    "meter": "счётчик",
+    "account": "лицевой счёт",
+    "check": "проверка",
+    "replaced": "заменены показания",
+}
+
+
+def _audit_value(key: str, value: object) -> str:
+    if key == "status":
+        return label(READING_STATUSES, str(value))
+    if key == "check":
+        return "пройдена" if value == "ok" else label(REASONS, str(value))
+    if key == "value":
+        try:
+            return num(Decimal(str(value)))
+        except InvalidOperation:
+            return str(value)
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    if isinstance(value, list):
+        return ", ".join(f"№ {v}" for v in value)
+    return str(value)
+
+
+def audit_summary(raw: str) -> str:
+    """An audit entry's before/after JSON as a short Russian line.
+
+    >>> audit_summary('{"value": "136.5", "status": "accepted", "reading_id": 7}')
+    'значение 136,5, статус принято'
+    """
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return raw
+    parts = [
+        f"{AUDIT_KEYS.get(key, key)} {_audit_value(key, value)}"
+        for key, value in data.items()
+        if key not in ("reading_id", "replaced_by_id") and value not in (None, [], "")
+    ]
     return ", ".join(parts)

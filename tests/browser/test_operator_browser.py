@@ -112,7 +112,8 @@ def test_an_operator_corrects_a_flagged_value_and_the_export_shows_it(
             expect(page.locator(".flash.ok")).to_contain_text("Значение исправлено")
             expect(page.locator("#audit")).to_contain_text("Значение исправлено")
             expect(page.locator("#audit")).to_contain_text("olga")
-            expect(page.locator("#audit")).to_contain_text('"value": "136.5"')
+            expect(page.locator("#audit")).to_contain_text("было: значение 190")
+            expect(page.locator("#audit")).to_contain_text("стало: значение 136,5, статус принято")
             if shots:
                 page.screenshot(path=str(shots / "after.png"), full_page=True)
         finally:
