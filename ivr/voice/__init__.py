@@ -11,7 +11,7 @@ from ivr.prompts import Catalogue
 from ivr.services import services
 from ivr.voice.calls import BadRequest, VoiceService
 from ivr.voice.signature import twilio_signed
-from ivr.voice.speech import SpeechHook, StreamHook
+from ivr.voice.speech import voice_hooks
 
 log = logging.getLogger(__name__)
 voice = Blueprint("voice", __name__, url_prefix="/voice")
@@ -24,7 +24,7 @@ def voice_service() -> VoiceService:
     if cached is None:
         catalogue = svc.cache.get("catalogue") or Catalogue.load(svc.settings.prompts_file)
         svc.cache["catalogue"] = catalogue
-        speech_hook, stream_hook = _speech_hooks()
+        speech_hook, stream_hook, connected_hook = voice_hooks(svc.settings, svc.sessions)
         cached = VoiceService(
             svc.settings,
             svc.sessions,
@@ -32,15 +32,10 @@ def voice_service() -> VoiceService:
             clock=lambda: svc.clock(),
             speech=speech_hook,
             stream=stream_hook,
+            stream_connected=connected_hook,
         )
         svc.cache["voice"] = cached
     return cached
-
-
-def _speech_hooks() -> tuple[SpeechHook | None, StreamHook | None]:
-    from ivr.voice.speech import voice_hooks
-
-    return voice_hooks()
 
 
 def step_url(seq: int) -> str:

@@ -26,7 +26,7 @@ from ivr.phones import mask, normalize
 from ivr.prompts import Catalogue
 from ivr.voice.directory import SqlDirectory
 from ivr.voice.effects import StepInfo, apply_effects
-from ivr.voice.twiml import StreamTarget, apology, render
+from ivr.voice.twiml import StreamTarget, apology, connect_stream, render
 from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
 DIGITS = re.compile(r"[0-9*#]{1,40}")
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
+# The state of a call whose audio stream is connecting; the flow starts at the next step.
+AWAITING_STREAM = "awaiting-stream"
 
 
 class StepConflict(Exception):
@@ -55,6 +57,7 @@ class VoiceService:
         clock: Callable[[], datetime],
         speech: Callable[[Session, str, int, datetime], Event | None] | None = None,
         stream: Callable[[str], StreamTarget | None] | None = None,
+        stream_connected: Callable[[str], bool] | None = None,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -62,11 +65,12 @@ class VoiceService:
         self.clock = clock
         self.speech = speech  # turns a step's recognized utterance into an event
         self.stream = stream  # where (and with which token) to stream a call's audio
+        self.stream_connected = stream_connected  # whether a call's audio reached us
 
-    @property
-    def policy(self) -> Policy:
-        """The flow's policy; speech only when a recognizer is configured."""
-        return self.settings.policy(speech=self.speech is not None)
+    def policy(self, call: Call) -> Policy:
+        """The flow's policy for a call: speech only if its audio stream really connected."""
+        speech = bool(self.stream_connected and self.stream_connected(call.call_sid))
+        return self.settings.policy(speech=speech)
 
     # --- webhooks ---
 
@@ -86,7 +90,10 @@ class VoiceService:
             session.add(RateLimitHit(caller=caller or "", at=now))
             session.flush()
             log.info("call %s from %s", sid, mask(caller))
-            twiml = self._run(session, call, None, CallStarted(caller=caller, now=now), step_url)
+            if self.stream is not None:
+                twiml = self._connect_stream(session, call, step_url)
+            else:
+                twiml = self._run(session, call, None, CallStarted(caller, now), step_url)
             session.commit()
             return twiml
 
@@ -103,9 +110,13 @@ class VoiceService:
                     return self._replay(session, call, seq)
                 if seq > call.seq:
                     raise BadRequest(f"step {seq} ahead of call at step {call.seq}")
-                state = CallState.from_json(call.state)
-                event = self._event(session, form, call, seq, now)
-                twiml = self._run(session, call, state, event, step_url)
+                if call.state == AWAITING_STREAM:
+                    event: Event = CallStarted(caller=call.caller or None, now=now)
+                    twiml = self._run(session, call, None, event, step_url)
+                else:
+                    state = CallState.from_json(call.state)
+                    event = self._event(session, form, call, seq, now)
+                    twiml = self._run(session, call, state, event, step_url)
                 session.commit()
                 return twiml
         except StepConflict:
@@ -130,9 +141,12 @@ class VoiceService:
                 .where(Call.id == call.id, Call.outcome.is_(None))
                 .values(outcome="dropped")
             ).rowcount  # type: ignore[attr-defined]
-            if claimed == 1:
+            if claimed == 1 and call.state == AWAITING_STREAM:
+                session.add(Flag(reason="dropped_call", call_id=call.id, detail="до приветствия"))
+            elif claimed == 1:
                 state = CallState.from_json(call.state)
-                _, actions = advance(state, CallEnded(status=status, now=now), *self._deps(session))
+                ended = CallEnded(status=status, now=now)
+                _, actions = advance(state, ended, *self._deps(session, call))
                 info = StepInfo(call=call, seq=call.seq, period=self._period(now), now=now)
                 apply_effects(session, info, actions)
                 call.outcome = call.outcome or "dropped"
@@ -154,9 +168,18 @@ class VoiceService:
 
     # --- internals ---
 
-    def _deps(self, session: Session) -> tuple[SqlDirectory, Policy]:
+    def _deps(self, session: Session, call: Call) -> tuple[SqlDirectory, Policy]:
         directory = SqlDirectory(session, self.settings.timezone, self.settings.window)
-        return directory, self.policy
+        return directory, self.policy(call)
+
+    def _connect_stream(self, session: Session, call: Call, step_url: Callable[[int], str]) -> str:
+        """Start the call's audio stream and come back in a second, when we know it works."""
+        assert self.stream is not None
+        twiml = connect_stream(self.stream(call.call_sid), step_url(1))
+        call.state, call.seq = AWAITING_STREAM, 1
+        session.add(CallReply(call_id=call.id, seq=0, twiml=twiml))
+        session.commit()
+        return twiml
 
     def _period(self, now: datetime) -> str:
         return period_for(now.astimezone(self.settings.timezone).date(), self.settings.window)
@@ -170,9 +193,8 @@ class VoiceService:
         step_url: Callable[[int], str],
     ) -> str:
         seq = call.seq
-        new_state, actions = advance(state, event, *self._deps(session))
-        stream = self.stream(call.call_sid) if (self.stream and state is None) else None
-        rendered = render(actions, self.catalogue, step_url(seq + 1), stream)
+        new_state, actions = advance(state, event, *self._deps(session, call))
+        rendered = render(actions, self.catalogue, step_url(seq + 1))
         claimed = session.execute(
             update(Call)
             .where(Call.id == call.id, Call.seq == seq)

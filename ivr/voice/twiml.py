@@ -39,19 +39,22 @@ def _speak(node: VoiceResponse | TwimlGather, catalogue: Catalogue, say: Say) ->
     return utterance.text
 
 
-def render(
-    actions: list[Action],
-    catalogue: Catalogue,
-    step_url: str,
-    stream: StreamTarget | None = None,
-) -> Rendered:
-    """TwiML for the actions; Gathers post to `step_url` (which carries the next step number)."""
+def connect_stream(stream: StreamTarget | None, next_url: str) -> str:
+    """Start streaming the caller's audio to us, wait a second, and come back to `next_url`."""
     response = VoiceResponse()
-    spoken: list[str] = []
     if stream is not None:
         start = response.start()
         media = start.stream(url=stream.url, track="inbound_track")
         media.parameter(name="token", value=stream.token)
+    response.pause(length=1)
+    response.redirect(next_url, method="POST")
+    return str(response)
+
+
+def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Rendered:
+    """TwiML for the actions; Gathers post to `step_url` (which carries the next step number)."""
+    response = VoiceResponse()
+    spoken: list[str] = []
     for action in actions:
         if isinstance(action, Say):
             spoken.append(_speak(response, catalogue, action))
