@@ -53,9 +53,15 @@ def write_wav(path: Path) -> None:
 
 
 def seed(
-    session: Session, now: datetime, audio_dir: Path | None = None, window: tuple[int, int] = WINDOW
+    session: Session,
+    now: datetime,
+    audio_dir: Path | None = None,
+    window: tuple[int, int] = WINDOW,
+    commit: bool = True,
 ) -> Seeded:
-    """An account, two meters with a year of history, a call with an anomalous flagged value."""
+    """An account, two meters with a year of history, a call with an anomalous flagged value.
+
+    `commit=False` only flushes, for tests inside a rolled-back transaction."""
     account = Account(number=ACCOUNT, address="Вологда, ул. Мира, 1, кв. 5", supplier="Теплосеть")
     session.add(account)
     session.flush()
@@ -157,7 +163,10 @@ def seed(
         created_at=now - timedelta(seconds=30),
     )
     session.add(flag)
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return Seeded(account.id, hot.id, heat.id, call.id, reading.id, flag.id, audio)
 
 
