@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from speech.recognizer import FakeRecognizer, Result, Word, recognizer_factory, transcribe
-from speech.vosk_local import model_sample_rate
+from speech.vosk_local import LoadedModel, model_sample_rate
 
 
 def test_results_take_the_mean_word_confidence() -> None:
@@ -55,3 +55,11 @@ def test_the_model_rate_comes_from_its_feature_config(tmp_path: Path) -> None:
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "mfcc.conf").write_text("--use-energy=false\n--sample-frequency=8000\n")
     assert model_sample_rate(tmp_path) == 8000
+
+
+def test_the_vocabulary_comes_from_words_txt_when_the_model_has_one(tmp_path: Path) -> None:
+    (tmp_path / "graph").mkdir()
+    (tmp_path / "graph" / "words.txt").write_text("<eps> 0\nсто 1\nда 2\n", encoding="utf-8")
+    loaded = LoadedModel(path=tmp_path, model=None, sample_rate=16000, load_seconds=0.0)
+    assert loaded.missing_words(["сто", "да", "нет", "оператор"]) == ["нет", "оператор"]
+    assert loaded.usable(["сто", "нет"]) == ["сто"]
