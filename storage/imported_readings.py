@@ -16,17 +16,18 @@ from storage.models import Reading
 
 @dataclass(slots=True, frozen=True)
 class HistoryReading:
-    """One accepted historical reading of a meter."""
+    """One accepted historical reading of a meter; `key` makes it unique (see `import_key`)."""
 
     meter_id: int
     taken_at: datetime
     value: Decimal
     period: str
+    key: str
 
-    @property
-    def key(self) -> str:
-        """The idempotency key: one imported reading per meter and moment."""
-        return import_key(self.meter_id, self.taken_at)
+    @classmethod
+    def of(cls, meter_id: int, taken_at: datetime, value: Decimal, period: str) -> HistoryReading:
+        """A reading with its idempotency key."""
+        return cls(meter_id, taken_at, value, period, import_key(meter_id, taken_at))
 
 
 def import_key(meter_id: int, taken_at: datetime) -> str:

@@ -25,7 +25,8 @@ class Table:
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Each data record with the physical line it starts on; blank lines are skipped."""
-        reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=self.delimiter)
+        # Lines end at "\n" only, as `grep -n` counts them; a lone CR stays in its field.
+        reader = csv.reader(io.StringIO(self.text, newline="\n"), delimiter=self.delimiter)
         next(reader)
         last_line = reader.line_num
         while True:
@@ -85,7 +86,10 @@ def open_table(data: bytes, expected: Sequence[str], encoding: str = "auto") -> 
         raise HeaderError("the file is empty: expected a header line: " + ",".join(expected))
     delimiter = sniff_delimiter(first)
     text = text.lstrip("\ufeff")
-    header = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(first, newline="\n"), delimiter=delimiter))
+    except csv.Error as exc:
+        raise HeaderError(f"the header line is not readable CSV: {exc}") from None
     columns = [name.strip().lower() for name in header]
     _check_header(columns, expected)
     return Table(text=text, delimiter=delimiter, encoding=used, columns=columns)

@@ -30,6 +30,9 @@ KIND_SYNONYMS = {
 DEFAULT_UNITS = {"hot_water": "м3", "cold_water": "м3", "heat": "Гкал"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class RowError(Exception):
     """A row cannot be imported; the message is the reason shown with its line number."""
 
@@ -41,7 +44,7 @@ def text(raw: str, column: str, max_len: int, required: bool = False) -> str:
         raise RowError(f"{column} is empty")
     if len(value) > max_len:
         raise RowError(f"{column} is longer than {max_len} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise RowError(f"{column} holds control characters")
     return value
 

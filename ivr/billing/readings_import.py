@@ -54,7 +54,7 @@ def parse_row(
     if too_long:
         raise fields.RowError(too_long)
     period = taken_at.astimezone(tz).strftime("%Y-%m")
-    return HistoryReading(meter_id=meter_id, taken_at=taken_at, value=value, period=period)
+    return HistoryReading.of(meter_id, taken_at, value, period)
 
 
 def _write(session: Session, items: Sequence[tuple[int, HistoryReading]]) -> None:
