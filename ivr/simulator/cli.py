@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import click
 from flask import current_app
@@ -11,6 +10,7 @@ from flask.cli import with_appcontext
 
 from ivr.services import services
 from ivr.simulator.phone import Answer, CallError, SimulatedCall, scripted
+from ivr.simulator.stream import LiveStream
 
 
 def _interactive() -> Iterator[Answer]:
@@ -66,7 +66,7 @@ def call_command(caller: str, url: str, to: str, keys: str | None, public_url: s
         public_url=public,
         to=to,
         on_heard=lambda text: click.echo(f"🔊 {text}"),
-        speak_wav=_wav_speaker(url, settings.secret_key),
+        open_stream=LiveStream,
     )
     click.echo(f"☎  {caller} → {to} ({phone.call_sid})")
     try:
@@ -82,19 +82,3 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
-
-
-def _wav_speaker(url: str, secret_key: str) -> Callable[[str, str], None] | None:
-    """Speak a WAV file over our Media Streams endpoint, if the speech feature is present."""
-    try:
-        streams = importlib.import_module("ivr.streams")
-        client = importlib.import_module("ivr.streams.client")
-    except ImportError:
-        return None
-    ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + "/voice/stream"
-
-    def speak(call_sid: str, path: str) -> None:
-        token = streams.stream_token(secret_key, call_sid)
-        client.stream_wav(ws_url, call_sid, token, path)
-
-    return speak

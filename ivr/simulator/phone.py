@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -55,7 +56,8 @@ class SimulatedCall:
     to: str = "+78172597904"
     session: requests.Session = field(default_factory=requests.Session)
     on_heard: Callable[[str], None] = lambda _text: None
-    speak_wav: Callable[[str, str], None] | None = None  # (call_sid, wav path)
+    # Opens the call's media stream: (ws url, call_sid, token) -> an object with say/close.
+    open_stream: Callable[[str, str, str], Any] | None = None
     pause: float = 0.0  # seconds "listening" to each prompt, for realistic load
     call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
     account_sid: str = field(default_factory=lambda: "AC" + secrets.token_hex(16))
@@ -66,16 +68,21 @@ class SimulatedCall:
         self.public_url = (self.public_url or self.base_url).rstrip("/")
         self.validator = RequestValidator(self.token)
         self.transcript = Transcript(call_sid=self.call_sid)
+        self.stream: Any = None
 
     def run(self, answers: Iterator[Answer]) -> Transcript:
         """Place the call and answer every Gather from `answers`; returns the transcript."""
         params = {"CallStatus": "ringing"}
         url: str | None = f"{self.public_url}/voice/incoming"
         steps = 0
-        while url is not None and steps < self.max_steps:
-            steps += 1
-            root = self._post(url, params)
-            url, params = self._play(root, answers)
+        try:
+            while url is not None and steps < self.max_steps:
+                steps += 1
+                root = self._post(url, params)
+                url, params = self._play(root, answers)
+        finally:
+            if self.stream is not None:
+                self.stream.close()
         self.status(self.transcript.status)
         return self.transcript
 
@@ -146,6 +153,8 @@ class SimulatedCall:
                 self._hear(verb)
             elif verb.tag == "Gather":
                 return self._gather(verb, answers)
+            elif verb.tag == "Start":
+                self._start_stream(verb)
             elif verb.tag == "Redirect":
                 return (verb.text or "").strip(), {}
             elif verb.tag == "Dial":
@@ -154,6 +163,19 @@ class SimulatedCall:
             elif verb.tag == "Hangup":
                 return None, {}
         return None, {}
+
+    def _start_stream(self, verb: ET.Element) -> None:
+        node = verb.find("Stream")
+        if node is None or self.open_stream is None or self.stream is not None:
+            return
+        token = next((p.get("value", "") for p in node.iter("Parameter")
+                      if p.get("name") == "token"), "")  # fmt: skip
+        public = node.get("url", "")
+        assert self.public_url is not None
+        http_public = public.replace("wss://", "https://").replace("ws://", "http://")
+        local = self.base_url + http_public.removeprefix(self.public_url)
+        ws_url = local.replace("https://", "wss://").replace("http://", "ws://")
+        self.stream = self.open_stream(ws_url, self.call_sid, token)
 
     def _gather(
         self, verb: ET.Element, answers: Iterator[Answer]
@@ -168,9 +190,10 @@ class SimulatedCall:
             self.transcript.status = "completed"
             return None, {}
         if isinstance(answer, tuple):
-            if self.speak_wav is None:
-                raise CallError("this phone cannot speak: no media-stream URL configured")
-            self.speak_wav(self.call_sid, answer[1])
+            if self.stream is None:
+                raise CallError("the line started no audio stream: speech is not configured")
+            self.stream.say(answer[1])
+            time.sleep(0.3)  # Twilio's Gather waits seconds of silence; the recognizer needs less
             return action, {}
         finish = verb.get("finishOnKey", "#")
         digits, finished = answer, ""

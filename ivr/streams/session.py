@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.streams.store import SAFE_SID, save_utterance
+from ivr.voice.speech import mark_stream_started
 from speech.audio import Resampler, ulaw_decode
 from speech.recognizer import Recognizer, RecognizerFactory, Result
 
@@ -103,6 +104,8 @@ class CallStream:
         self._recognizer = self.config.factory()
         self._resampler = Resampler(TELEPHONE_RATE, self._recognizer.sample_rate)
         log.info("media stream started for call %s", sid)
+        # Tells the webhooks this call's audio reaches us, so prompts may invite speech.
+        mark_stream_started(self.config.sessions, sid)
         return True
 
     def _media(self, media: Any) -> None:
