@@ -124,6 +124,13 @@ def _joined(stmt: S) -> S:
     )
 
 
+def _joined_if(stmt: S, f: QueueFilter) -> S:
+    """Counting needs the joins only when a filter looks beyond the flags table."""
+    if f.supplier or f.account_number or f.phone:
+        return _joined(stmt.select_from(Flag))
+    return stmt.select_from(Flag)
+
+
 def review_queue(session: Session, f: QueueFilter) -> QueuePage:
     """Flags matching the filter, newest first, one page, with counts per reason."""
     previous = _previous_value(
@@ -148,14 +155,14 @@ def review_queue(session: Session, f: QueueFilter) -> QueuePage:
         ).select_from(Flag)
     )
     stmt = _filtered(stmt, f)
-    total = session.scalar(_filtered(_joined(select(func.count(Flag.id)).select_from(Flag)), f))
+    total = session.scalar(_filtered(_joined_if(select(func.count(Flag.id)), f), f))
     pages = max(1, -(-(total or 0) // PAGE_SIZE))
     page = min(max(1, f.page), pages)
     stmt = stmt.order_by(Flag.created_at.desc(), Flag.id.desc())
     stmt = stmt.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     rows = [QueueRow(*cast(tuple[Any, ...], row)) for row in session.execute(stmt)]
     counts_stmt = _filtered(
-        _joined(select(Flag.reason, func.count(Flag.id)).select_from(Flag)), f, with_reason=False
+        _joined_if(select(Flag.reason, func.count(Flag.id)), f), f, with_reason=False
     ).group_by(Flag.reason)
     counts = {reason: n for reason, n in session.execute(counts_stmt)}
     return QueuePage(rows=rows, total=total or 0, page=page, pages=pages, counts=counts)
@@ -174,9 +181,12 @@ def call_events(session: Session, call_id: int) -> list[CallEvent]:
     return list(session.scalars(stmt.order_by(CallEvent.seq, CallEvent.at, CallEvent.id)))
 
 
-def call_readings(session: Session, call_id: int) -> list[Reading]:
-    """Readings stored during a call."""
-    stmt = select(Reading).where(Reading.call_id == call_id).order_by(Reading.id)
+def call_readings(session: Session, call_id: int, meter_ids: set[int]) -> list[Reading]:
+    """Readings stored during a call for these meters (found through the meter index)."""
+    if not meter_ids:
+        return []
+    stmt = select(Reading).where(Reading.meter_id.in_(meter_ids), Reading.call_id == call_id)
+    stmt = stmt.order_by(Reading.id)
     return list(session.scalars(stmt))
 
 

@@ -6,9 +6,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from statistics import median
+from statistics import mean
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Call, Flag, Reading
@@ -40,6 +41,27 @@ def _step_of(state: str | None, detail: str) -> str:
     if m:
         return m[1]
     return (detail or "").strip()[:40] or "?"
+
+
+def median_call_seconds(session: Session, since: datetime, until: datetime) -> float | None:
+    """Median length of the calls started in [since, until) that have ended, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        length: ColumnElement[Any] = func.extract("epoch", Call.ended_at - Call.started_at)
+    else:
+        # SQLite keeps timestamps as ISO text; julianday() reads them.
+        length = (func.julianday(Call.ended_at) - func.julianday(Call.started_at)) * 86400.0
+    ended = (
+        (Call.started_at >= since)
+        & (Call.started_at < until)
+        & Call.ended_at.is_not(None)
+        & (Call.ended_at >= Call.started_at)
+    )
+    n = session.scalar(select(func.count(Call.id)).where(ended)) or 0
+    if n == 0:
+        return None
+    middle = select(length).where(ended).order_by(length)
+    values = session.scalars(middle.limit(2 - n % 2).offset((n - 1) // 2)).all()
+    return round(float(mean(float(v) for v in values)), 1)
 
 
 def figures(
@@ -86,10 +108,6 @@ def figures(
     for state, detail in dropped:
         step = _step_of(state, detail)
         drops[step] = drops.get(step, 0) + 1
-    ends = session.execute(
-        select(Call.started_at, Call.ended_at).where(in_span, Call.ended_at.is_not(None))
-    ).all()
-    lengths = [(e - s).total_seconds() for s, e in ends if e is not None and e >= s]
     return Figures(
         calls=calls,
         readings=sum(n for status, n in by_status.items() if status != "rejected"),
@@ -98,5 +116,5 @@ def figures(
         calls_by_mode={str(k or "—"): v for k, v in calls_by_mode.items()},
         flags_by_reason=by_reason,
         drop_offs=dict(sorted(drops.items(), key=lambda kv: -kv[1])),
-        median_seconds=median(lengths) if lengths else None,
+        median_seconds=median_call_seconds(session, since, until),
     )

@@ -65,11 +65,13 @@ def review_context(
     account_id = account_id or next((f.account_id for f in flags if f.account_id), None)
     account = session.get(Account, account_id) if account_id else None
     events: list[CallEvent] = call_events(session, call.id) if call else []
-    readings = call_readings(session, call.id) if call else []
     flag_readings = {f.id: session.get(Reading, f.reading_id) for f in flags if f.reading_id}
-    meter_ids = {r.meter_id for r in readings} | {f.meter_id for f in flags if f.meter_id}
+    meter_ids = {f.meter_id for f in flags if f.meter_id} | {
+        e.meter_id for e in events if e.meter_id
+    }
     meter_ids |= {r.meter_id for r in flag_readings.values() if r}
     meters = _meters_for(session, account, meter_ids)
+    readings = call_readings(session, call.id, {m.id for m in meters}) if call else []
     audio = {e.id: audio_name(audio_dir, e.audio_file) for e in events}
     reading_audio = {r.id: audio_name(audio_dir, r.audio_file) for r in readings}
     return {
