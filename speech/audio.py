@@ -5,9 +5,11 @@ PCM here is always bytes of signed 16-bit little-endian mono samples.
 
 from __future__ import annotations
 
+import operator
 import sys
 import wave
 from array import array
+from itertools import repeat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,6 +93,8 @@ class Resampler:
         if not samples:
             return b""
         data = samples if self._prev is None else array("h", [self._prev]) + samples
+        if self.dst_rate == 2 * self.src_rate:
+            return self._double(data)
         out = array("h")
         last = len(data) - 1
         pos, step, unit = self._pos, self.src_rate, self.dst_rate
@@ -101,6 +105,22 @@ class Resampler:
             out.append(a if rest == 0 else a + ((data[i + 1] - a) * rest) // unit)
             pos += step
         self._pos = pos - end
+        self._prev = data[last]
+        return _to_bytes(out)
+
+    def _double(self, data: array[int]) -> bytes:
+        # 8 kHz to 16 kHz, the hot path: C-level maps instead of a Python loop per sample
+        # (8 ms per second of audio, held under the GIL, would add up over 50 calls).
+        # Same output as the general loop: midpoints are floor((a + b) / 2) either way.
+        last = len(data) - 1
+        mids = array("h", map(operator.rshift, map(operator.add, data[:-1], data[1:]), repeat(1)))
+        if self._pos == 0:  # the very first chunk starts on a sample
+            out = array("h", bytes(2 * (2 * last + 1)))
+            out[0::2], out[1::2] = data, mids
+        else:  # later chunks start half-way after the previous chunk's last sample
+            out = array("h", bytes(2 * (2 * last)))
+            out[0::2], out[1::2] = mids, data[1:]
+        self._pos = self.src_rate
         self._prev = data[last]
         return _to_bytes(out)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import wave
 from array import array
 from pathlib import Path
@@ -103,3 +104,16 @@ def test_8_bit_wavs_are_refused(tmp_path: Path) -> None:
         w.writeframes(b"\x80" * 10)
     with pytest.raises(ValueError, match="16-bit"):
         read_wav(path)
+
+
+def test_doubling_the_rate_keeps_every_sample_and_puts_midpoints_between() -> None:
+    rng = random.Random(3)
+    values = [rng.randint(-32768, 32767) for _ in range(1001)]
+    expected = []
+    for a, b in zip(values, values[1:], strict=False):
+        expected += [a, (a + b) // 2]
+    expected.append(values[-1])
+    stream = Resampler(8000, 16000)
+    data = pcm(values)
+    chunked = b"".join(stream.feed(data[i : i + 160]) for i in range(0, len(data), 160))
+    assert samples(chunked) == expected
