@@ -155,6 +155,9 @@ class SimulatedCall:
                 return self._gather(verb, answers)
             elif verb.tag == "Start":
                 self._start_stream(verb)
+            elif verb.tag == "Pause":
+                # Twilio waits the whole pause; a second at most is enough for a simulation.
+                time.sleep(min(float(verb.get("length", "1")), 1.0))
             elif verb.tag == "Redirect":
                 return (verb.text or "").strip(), {}
             elif verb.tag == "Dial":
