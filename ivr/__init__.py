@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Flask
 
-from ivr.config import load_settings
+from ivr.config import ConfigError, load_settings
+from ivr.prompts import CatalogueError, load_checked
 from ivr.services import Services
 
 log = logging.getLogger("meterline")
@@ -26,7 +27,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(env, instance_path=app.instance_path)
     app.config["SECRET_KEY"] = settings.secret_key
     app.config["METERLINE_SETTINGS"] = settings
-    app.extensions["meterline"] = Services.build(settings)
+    services = Services.build(settings)
+    try:
+        services.cache["catalogue"] = load_checked(settings.prompts_file)
+    except CatalogueError as exc:
+        raise ConfigError(f"METERLINE_PROMPTS: {exc}") from None
+    app.extensions["meterline"] = services
 
     if settings.skip_signature_check:
         log.warning(

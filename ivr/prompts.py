@@ -59,7 +59,7 @@ class Catalogue:
         path = path or DEFAULT_CATALOGUE
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise CatalogueError(f"{path}: {exc}") from None
         settings = data.pop("_settings", {})
         prompts: dict[str, dict[str, str]] = {}
@@ -68,6 +68,20 @@ class Catalogue:
                 raise CatalogueError(f'{path}: prompt [{key}] needs a text = "…" line')
             prompts[key] = {k: str(v) for k, v in entry.items()}
         return cls(prompts, settings.get("voice") or None, settings.get("language", "ru-RU"))
+
+    def problems_against(self, reference: Catalogue) -> list[str]:
+        """What would break at run time: prompts missing here, or placeholders nobody fills."""
+        problems = []
+        for key in sorted(reference.prompts):
+            if key not in self.prompts:
+                problems.append(f"prompt [{key}] is missing")
+            elif extra := self.placeholders(key) - reference.placeholders(key):
+                names = ", ".join("{" + name + "}" for name in sorted(extra))
+                allowed = ", ".join("{" + n + "}" for n in sorted(reference.placeholders(key)))
+                problems.append(
+                    f"prompt [{key}] uses {names}; it may use only: {allowed or 'none'}"
+                )
+        return problems
 
     def placeholders(self, key: str) -> set[str]:
         """The names a prompt's text expects."""
@@ -90,3 +104,13 @@ def _as_words(value: object) -> str:
     if isinstance(value, int | Decimal):
         return spoken_number(value)
     return str(value)
+
+
+def load_checked(path: Path | None) -> Catalogue:
+    """The configured catalogue, checked against the shipped one; CatalogueError if unusable."""
+    catalogue = Catalogue.load(path)
+    if path is not None:
+        problems = catalogue.problems_against(Catalogue.load(DEFAULT_CATALOGUE))
+        if problems:
+            raise CatalogueError(f"{path}: " + "; ".join(problems))
+    return catalogue

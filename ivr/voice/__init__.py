@@ -22,8 +22,7 @@ def voice_service() -> VoiceService:
     svc = services()
     cached = svc.cache.get("voice")
     if cached is None:
-        catalogue = svc.cache.get("catalogue") or Catalogue.load(svc.settings.prompts_file)
-        svc.cache["catalogue"] = catalogue
+        catalogue: Catalogue = svc.cache["catalogue"]  # loaded and checked by create_app
         speech_hook, stream_hook, connected_hook = voice_hooks(svc.settings, svc.sessions)
         cached = VoiceService(
             svc.settings,
