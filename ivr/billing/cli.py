@@ -132,7 +132,10 @@ def export_readings_command(
 
 def _write_file(path: Path, bom: bool, write: Callable[[TextIO], int]) -> int:
     """Write through a temporary file renamed at the end: never a half-written export."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as out:
             count = write(out)

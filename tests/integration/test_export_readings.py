@@ -148,3 +148,9 @@ def test_what_was_imported_comes_back_out(app: Flask, tmp_path: Path) -> None:
     assert table(result.stdout)[1:] == [
         ["1001", "HW-1", "hot_water", "123.45", "2026-03-23T00:00:00+03:00", "import", ""]
     ]
+
+
+def test_an_unwritable_output_is_a_clear_error(app: Flask, tmp_path: Path) -> None:
+    result = export(app, "--period", "2026-03", "-o", str(tmp_path / "missing" / "out.csv"))
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr and "No such file or directory" in result.stderr
