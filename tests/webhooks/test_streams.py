@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import wave
 from array import array
 from collections.abc import Iterator
@@ -77,8 +78,10 @@ def tone_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
 
 
 def utterances(app: Flask) -> list[Utterance]:
+    """What was heard (step -1 only marks that the stream connected)."""
+    query = select(Utterance).where(Utterance.seq >= 0).order_by(Utterance.id)
     with app.extensions["meterline"].sessions() as db:
-        return list(db.scalars(select(Utterance).order_by(Utterance.id)))
+        return list(db.scalars(query))
 
 
 def test_an_utterance_is_stored_under_the_calls_current_step(
@@ -259,3 +262,14 @@ def test_the_client_sends_what_twilio_sends() -> None:
     assert messages[1]["start"]["mediaFormat"]["encoding"] == "audio/x-mulaw"  # type: ignore[index]
     seq = [int(m["sequenceNumber"]) for m in messages[1:]]
     assert seq == list(range(1, len(messages)))
+
+
+def test_the_recognizer_is_prepared_when_the_first_request_comes(app: Flask) -> None:
+    cache = app.extensions["meterline"].cache
+    assert FACTORY_KEY not in cache
+    app.test_client().get("/voice/stream-warm-up-probe")
+    for _ in range(100):
+        if FACTORY_KEY in cache:
+            break
+        time.sleep(0.05)
+    assert callable(cache[FACTORY_KEY])
