@@ -67,8 +67,9 @@ def test_simultaneous_calls_are_recognized_and_stored_with_their_audio(
     for t in threads:
         t.join(120)
     assert errors == []
+    heard = select(Utterance).where(Utterance.seq >= 0).order_by(Utterance.call_sid)
     with Session(clean_db) as db:
-        rows = list(db.scalars(select(Utterance).where(Utterance.seq >= 0).order_by(Utterance.call_sid)))
+        rows = list(db.scalars(heard))
     assert sorted({u.call_sid for u in rows}) == sids  # every call heard something
     for row in rows:
         assert row.seq == 5 and row.text
