@@ -30,19 +30,34 @@ class Utterance:
     audio: str | None = None
 
 
-def spoken_number(value: Decimal | int) -> str:
+def spoken_number(value: Decimal | int, gender: str = "m") -> str:
     """A number in Russian words, without a useless «целых ноль тысячных».
 
     >>> spoken_number(Decimal("12345.000"))
     'двенадцать тысяч триста сорок пять'
     >>> spoken_number(Decimal("123.450"))
     'сто двадцать три целых сорок пять сотых'
+    >>> spoken_number(1, gender="n")
+    'одно'
     """
     if isinstance(value, Decimal):
         if value == value.to_integral_value():
-            return str(num2words(int(value), lang="ru"))
+            return str(num2words(int(value), lang="ru", gender=gender))
         value = Decimal(format(value.normalize(), "f"))
-    return str(num2words(value, lang="ru"))
+    return str(num2words(value, lang="ru", gender=gender))
+
+
+class NumberWords:
+    """A number that formats as Russian words; `{count:n}` in a prompt agrees with a
+    neuter noun («одно показание»), `{count:f}` with a feminine one, `{count}` masculine."""
+
+    def __init__(self, value: Decimal | int):
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        if spec not in ("", "m", "f", "n"):
+            raise ValueError(f"unknown number form {spec!r}: use m, f or n")
+        return spoken_number(self.value, gender=spec or "m")
 
 
 class Catalogue:
@@ -75,6 +90,8 @@ class Catalogue:
         for key in sorted(reference.prompts):
             if key not in self.prompts:
                 problems.append(f"prompt [{key}] is missing")
+            elif problem := self._unrenderable(key):
+                problems.append(f"prompt [{key}]: {problem}")
             elif extra := self.placeholders(key) - reference.placeholders(key):
                 names = ", ".join("{" + name + "}" for name in sorted(extra))
                 allowed = ", ".join("{" + n + "}" for n in sorted(reference.placeholders(key)))
@@ -82,6 +99,13 @@ class Catalogue:
                     f"prompt [{key}] uses {names}; it may use only: {allowed or 'none'}"
                 )
         return problems
+
+    def _unrenderable(self, key: str) -> str | None:
+        try:
+            self.prompts[key]["text"].format(**{n: NumberWords(1) for n in self.placeholders(key)})
+        except (ValueError, IndexError, KeyError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
 
     def placeholders(self, key: str) -> set[str]:
         """The names a prompt's text expects."""
@@ -98,11 +122,11 @@ class Catalogue:
         return Utterance(text=entry["text"].format(**words))
 
 
-def _as_words(value: object) -> str:
+def _as_words(value: object) -> object:
     if isinstance(value, bool):
         return "да" if value else "нет"
     if isinstance(value, int | Decimal):
-        return spoken_number(value)
+        return NumberWords(value)
     return str(value)
 
 

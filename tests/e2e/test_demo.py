@@ -61,7 +61,7 @@ def test_the_demo_serves_the_line_and_its_call_stores_three_readings(tmp_path: P
             timeout=60,
         )
         assert call.returncode == 0, call.stderr
-        assert "Принято показаний: один" in call.stdout, call.stdout
+        assert "Принято показаний: одно." in call.stdout, call.stdout
     finally:
         process.terminate()
         process.wait(timeout=15)

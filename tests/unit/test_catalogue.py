@@ -45,6 +45,17 @@ def test_a_placeholder_nobody_fills_stops_start_up(tmp_path: Path) -> None:
         create_app({"METERLINE_PROMPTS": str(path), "METERLINE_DATABASE_URL": "sqlite://"})
 
 
+def test_a_bad_number_form_stops_start_up(tmp_path: Path) -> None:
+    path = _copy_with(tmp_path, "{count:n}", "{count:x}")
+    with pytest.raises(ConfigError, match="unknown number form"):
+        create_app({"METERLINE_PROMPTS": str(path), "METERLINE_DATABASE_URL": "sqlite://"})
+
+
+def test_counts_agree_with_the_neuter_noun() -> None:
+    text = Catalogue.load().render("summary", {"count": 1}).text
+    assert text == "Принято показаний: одно."
+
+
 def test_a_broken_file_stops_start_up(tmp_path: Path) -> None:
     path = tmp_path / "prompts.toml"
     path.write_text('[greeting\ntext = "x"', encoding="utf-8")
