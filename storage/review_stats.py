@@ -37,7 +37,7 @@ def _step_of(state: str | None, detail: str) -> str:
         step = None
     if isinstance(step, str) and step and step != "done":
         return step
-    m = re.search(r"step[\"']?\s*[=:]\s*[\"']?([\w.-]+)", detail or "")
+    m = re.search(r"(?:на шаге|step[\"']?\s*[=:])\s*[\"']?([\w.-]+)", detail or "")
     if m:
         return m[1]
     return (detail or "").strip()[:40] or "?"
@@ -76,10 +76,15 @@ def figures(
             select(Call.input_modes, func.count(Call.id)).where(in_span).group_by(Call.input_modes)
         ).all()
     )
+    # Imported history is not the line's work: count what callers and operators handed in.
     if period is not None:
-        which = Reading.period == period
+        which = (Reading.period == period) & (Reading.source != "import")
     else:
-        which = (Reading.created_at >= since) & (Reading.created_at < until)
+        which = (
+            (Reading.created_at >= since)
+            & (Reading.created_at < until)
+            & (Reading.source != "import")
+        )
     by_status = dict(
         session.execute(
             select(Reading.status, func.count(Reading.id)).where(which).group_by(Reading.status)

@@ -51,6 +51,14 @@ EVENT_KINDS = {
     "status": "Статус",
 }
 MODES = {"keypad": "Клавиатура", "speech": "Речь", "operator": "Оператор", "import": "Импорт"}
+STEPS = {
+    "start": "приветствие",
+    "choose_account": "выбор лицевого счёта",
+    "account_number": "ввод лицевого счёта",
+    "value": "ввод показания",
+    "confirm": "подтверждение показания",
+    "done": "после прощания",
+}
 SOURCES = {"ivr": "линия", "operator": "оператор", "import": "импорт"}
 
 

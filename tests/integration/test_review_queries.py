@@ -89,14 +89,17 @@ def test_figures_count_calls_readings_flags_and_drop_offs(session: Session) -> N
         ended_at=NOW - timedelta(minutes=4, seconds=30),
         state='{"step": "ask_value"}',
     )
-    session.add(dropped)
+    done = Call(call_sid="CAdone", caller=CALLER, started_at=NOW, state='{"step": "done"}')
+    session.add_all([dropped, done])
     session.flush()
+    detail = "звонок прервался на шаге confirm (статус completed); сохранено показаний: 1"
     session.add(Flag(reason="dropped_call", call_id=dropped.id, created_at=NOW))
+    session.add(Flag(reason="dropped_call", call_id=done.id, detail=detail, created_at=NOW))
     session.flush()
     day = figures(session, NOW - timedelta(hours=7), NOW + timedelta(hours=17))
-    assert day.calls == 2
-    assert day.flags_by_reason == {"anomalous": 1, "dropped_call": 1}
-    assert day.drop_offs == {"ask_value": 1}
+    assert day.calls == 3
+    assert day.flags_by_reason == {"anomalous": 1, "dropped_call": 2}
+    assert day.drop_offs == {"ask_value": 1, "confirm": 1}
     assert day.median_seconds == 60
     period = figures(session, NOW - timedelta(days=30), NOW + timedelta(days=1), period="2026-11")
     assert period.readings == 1 and period.readings_by_mode == {"speech": 1}
