@@ -44,9 +44,9 @@ def street_of(address: str) -> str:
     return ", ".join(parts[:2])
 
 
-def hour_text(hour: int, minute: int) -> str:
-    """'8' or '8:30', as a Russian speaker would write it before 'часов'."""
-    return str(hour) if minute == 0 else f"{hour}:{minute:02d}"
+def hour_text(hour: int, minute: int) -> int | str:
+    """The hour as a number (spoken in words, «с восьми»), or '8:30' when minutes matter."""
+    return hour if minute == 0 else f"{hour}:{minute:02d}"
 
 
 def hours_say(policy: Policy) -> Say:
@@ -58,7 +58,7 @@ def hours_say(policy: Policy) -> Say:
 def window_say(prompt: str, policy: Policy) -> Say:
     """A prompt naming the submission days."""
     first, last = policy.window_days
-    return Say(prompt, {"first": str(first), "last": str(last)})
+    return Say(prompt, {"first": first, "last": last})
 
 
 def meter_prompts(meter: MeterInfo, meter_no: int) -> list[Say]:

@@ -30,7 +30,19 @@ class Utterance:
     audio: str | None = None
 
 
-def spoken_number(value: Decimal | int, gender: str = "m") -> str:
+CASES = {
+    "nom": "nominative",
+    "gen": "genitive",
+    "dat": "dative",
+    "acc": "accusative",
+    "ins": "instrumental",
+    "pre": "prepositional",
+}
+
+
+def spoken_number(
+    value: Decimal | int, gender: str = "m", case: str = "nominative", ordinal: bool = False
+) -> str:
     """A number in Russian words, without a useless «целых ноль тысячных».
 
     >>> spoken_number(Decimal("12345.000"))
@@ -39,25 +51,51 @@ def spoken_number(value: Decimal | int, gender: str = "m") -> str:
     'сто двадцать три целых сорок пять сотых'
     >>> spoken_number(1, gender="n")
     'одно'
+    >>> spoken_number(23, gender="n", case="genitive", ordinal=True)
+    'двадцать третьего'
     """
     if isinstance(value, Decimal):
         if value == value.to_integral_value():
-            return str(num2words(int(value), lang="ru", gender=gender))
-        value = Decimal(format(value.normalize(), "f"))
-    return str(num2words(value, lang="ru", gender=gender))
+            value = int(value)
+        else:
+            value = Decimal(format(value.normalize(), "f"))
+    if ordinal:
+        return str(num2words(int(value), lang="ru", to="ordinal", case=case, gender=gender))
+    return str(num2words(value, lang="ru", gender=gender, case=case))
 
 
 class NumberWords:
-    """A number that formats as Russian words; `{count:n}` in a prompt agrees with a
-    neuter noun («одно показание»), `{count:f}` with a feminine one, `{count}` masculine."""
+    """A number that formats as Russian words, in the form its placeholder asks for.
+
+    The spec is dash-separated: a gender (m, f, n), a case (nom, gen, dat, acc, ins, pre)
+    and `ord` for an ordinal. `{count:n}` → «одно»; `{start:gen}` → «восьми»;
+    `{first:ord-gen-n}` → «двадцать третьего»; `{count}` → masculine nominative.
+    """
 
     def __init__(self, value: Decimal | int):
         self.value = value
 
     def __format__(self, spec: str) -> str:
-        if spec not in ("", "m", "f", "n"):
-            raise ValueError(f"unknown number form {spec!r}: use m, f or n")
-        return spoken_number(self.value, gender=spec or "m")
+        gender, case, ordinal = "m", "nominative", False
+        for token in filter(None, spec.split("-")):
+            if token in ("m", "f", "n"):
+                gender = token
+            elif token in CASES:
+                case = CASES[token]
+            elif token == "ord":
+                ordinal = True
+            else:
+                raise ValueError(f"unknown number form {token!r}: use m/f/n, nom/gen/…, ord")
+        return spoken_number(self.value, gender=gender, case=case, ordinal=ordinal)
+
+
+class PlainText(str):
+    """A text parameter: a number form in its placeholder («{start:gen}») does not apply."""
+
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
 
 
 class Catalogue:
@@ -127,7 +165,7 @@ def _as_words(value: object) -> object:
         return "да" if value else "нет"
     if isinstance(value, int | Decimal):
         return NumberWords(value)
-    return str(value)
+    return PlainText(value)
 
 
 def load_checked(path: Path | None) -> Catalogue:

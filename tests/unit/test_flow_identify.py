@@ -200,10 +200,10 @@ def test_it_refuses_readings_outside_the_window(directory: FakeDirectory) -> Non
     call = Call(directory, OPERATOR, now=datetime(2026, 11, 10, 9, 0, tzinfo=UTC))
     actions = call.start()
     assert keys_said(actions) == ["greeting", "outside_window", "operator_hours", "goodbye"]
-    assert param(actions, "outside_window", "first") == "23"
-    assert param(actions, "outside_window", "last") == "25"
-    assert param(actions, "operator_hours", "start") == "8"
-    assert param(actions, "operator_hours", "end") == "20"
+    assert param(actions, "outside_window", "first") == 23
+    assert param(actions, "outside_window", "last") == 25
+    assert param(actions, "operator_hours", "start") == 8
+    assert param(actions, "operator_hours", "end") == 20
     assert actions[-2:] == [Hangup(), Finish("outside_window")]
     assert directory.lookups == []
     assert call.state is not None and call.state.finished
