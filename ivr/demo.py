@@ -70,6 +70,9 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
     overrides["METERLINE_PUBLIC_URL"] = f"http://{host}:{port}"
     if settings.window != (1, 31):
         overrides["METERLINE_WINDOW"] = "1-31"
+    if not settings.operator_number:
+        # So that 0 shows a transfer: the modelled line's own operators' number.
+        overrides["METERLINE_OPERATOR_NUMBER"] = "+78172597904"
     app = create_app(overrides)
     upgrade(app.extensions["meterline"].settings.database_url)
     with app.app_context():
