@@ -32,6 +32,33 @@ def speech_parse(text: tuple[str, ...]) -> None:
     sys.exit(1)
 
 
+@speech_group.command("check")
+@click.option(
+    "--model",
+    "model_dir",
+    envvar="METERLINE_VOSK_MODEL",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="A Vosk model directory (default: $METERLINE_VOSK_MODEL).",
+)
+def speech_check(model_dir: Path) -> None:
+    """Load the model and list the grammar words it lacks (exit code 1 if any)."""
+    from speech.vocabulary import GRAMMAR_WORDS
+    from speech.vosk_local import MODELS
+
+    loaded = MODELS.get(model_dir)
+    click.echo(
+        f"model {loaded.path}: loaded in {loaded.load_seconds:.1f} s, {loaded.sample_rate} Hz"
+    )
+    missing = loaded.missing_words(GRAMMAR_WORDS)
+    if not missing:
+        click.echo(f"all {len(GRAMMAR_WORDS)} grammar words are in its vocabulary")
+        return
+    click.echo(f"{len(missing)} of {len(GRAMMAR_WORDS)} grammar words are missing:")
+    click.echo(" ".join(missing))
+    sys.exit(1)
+
+
 @click.command("speech-eval")
 @click.option(
     "--model",

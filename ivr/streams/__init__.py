@@ -57,6 +57,34 @@ def register(app: Flask) -> None:
     # Twilio's messages are well under 1 KB; anything far larger is not Twilio.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 64 * 1024})
     Sock(app).route(STREAM_PATH)(media_stream)
+    _warm_up_on_first_request(app)
+
+
+def _warm_up_on_first_request(app: Flask) -> None:
+    """Load the model and check its vocabulary when the app serves its first request.
+
+    Not in `create_app`: every CLI command builds the app and should not pay 1–2 s and
+    half a gigabyte for a model it will not use. The first call's webhook comes before its
+    stream does, so the model is usually ready when the audio arrives.
+    """
+    started = threading.Event()
+    svc: Services = app.extensions["meterline"]
+
+    def warm_up() -> None:
+        try:
+            recognizer_for(svc)
+        except Exception:
+            log.exception("the speech recognizer could not be prepared; calls go by keypad")
+
+    @app.before_request
+    def start_warm_up() -> None:
+        if started.is_set():
+            return
+        with _factory_lock:
+            if started.is_set():
+                return
+            started.set()
+        threading.Thread(target=warm_up, name="speech-warm-up", daemon=True).start()
 
 
 def media_stream(ws: Server) -> None:

@@ -82,7 +82,7 @@ def stream_wav(
     wav_path: str | Path,
     *,
     realtime: bool = False,
-    timeout: float = 30.0,
+    timeout: float = 60.0,
 ) -> int:
     """Stream a WAV as a call's inbound audio, then wait for the server to close; frames sent."""
     import websocket

@@ -89,7 +89,7 @@ def test_several_recognizers_share_one_model_at_once(model: LoadedModel, tmp_pat
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(180)
     assert len(texts) == 6 and len(set(texts)) == 1  # same audio, same model: same answer
 
 
@@ -108,3 +108,14 @@ def test_speech_eval_scores_a_folder(model: LoadedModel, tmp_path: Path) -> None
     assert "accuracy: 0.0%" in result.output  # a Korean model understands no Russian value
     assert "word error rate:" in result.output and "real-time factor:" in result.output
     assert "words the model lacks: " in result.output
+
+
+def test_speech_check_lists_the_missing_grammar_words(model: LoadedModel) -> None:
+    from ivr.speech_cli import speech_group
+
+    result = CliRunner().invoke(speech_group, ["check", "--model", str(model.path)])
+    assert result.exit_code == 1
+    assert (
+        f"{len(GRAMMAR_WORDS)} of {len(GRAMMAR_WORDS)} grammar words are missing" in result.output
+    )
+    assert "оператор" in result.output

@@ -158,7 +158,7 @@ def test_simultaneous_calls_each_get_their_own_recognizer(
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(180)
     assert len(fakes) == 4
     assert sorted((u.call_sid, u.seq) for u in utterances(app)) == [
         (sid, n) for n, sid in enumerate(sids)
@@ -174,7 +174,7 @@ def test_an_utterance_of_an_unknown_call_is_kept_under_step_0(
 
 def send_raw(ws_url: str, messages: list[dict[str, object]]) -> int | None:
     """Send messages; the close code the server answered with (None if it kept listening)."""
-    ws = websocket.create_connection(ws_url, timeout=5)
+    ws = websocket.create_connection(ws_url, timeout=60)
     try:
         for message in messages:
             ws.send(json.dumps(message))
@@ -221,7 +221,7 @@ def test_media_before_start_is_refused(ws_url: str, fakes: list[FakeRecognizer])
 
 
 def test_junk_is_refused(ws_url: str) -> None:
-    ws = websocket.create_connection(ws_url, timeout=5)
+    ws = websocket.create_connection(ws_url, timeout=60)
     try:
         ws.send("not json")
         opcode, data = ws.recv_data(control_frame=True)
@@ -268,8 +268,7 @@ def test_the_recognizer_is_prepared_when_the_first_request_comes(app: Flask) -> 
     cache = app.extensions["meterline"].cache
     assert FACTORY_KEY not in cache
     app.test_client().get("/voice/stream-warm-up-probe")
-    for _ in range(100):
-        if FACTORY_KEY in cache:
-            break
+    deadline = time.monotonic() + 60  # a thread: slow when the machine is busy
+    while FACTORY_KEY not in cache and time.monotonic() < deadline:
         time.sleep(0.05)
     assert callable(cache[FACTORY_KEY])
