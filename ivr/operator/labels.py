@@ -59,6 +59,14 @@ STEPS = {
     "confirm": "подтверждение показания",
     "done": "после прощания",
 }
+OUTCOMES = {
+    "completed": "завершён",
+    "dropped": "прерван",
+    "transferred": "переведён на оператора",
+    "error": "сбой",
+    "rate_limited": "слишком много звонков",
+    "outside_window": "вне срока приёма",
+}
 SOURCES = {"ivr": "линия", "operator": "оператор", "import": "импорт"}
 
 
