@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -142,7 +143,7 @@ def main() -> None:
     model = MODELS.get(model_dir)
     load = time.perf_counter() - t0
     clip = make_clip(PHRASE)
-    cpu = platform.processor() or platform.machine()
+    cpu = _cpu_name()
     print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
     print(f"model: {model_dir} (loaded in {load:.1f} s, {model.sample_rate} Hz)")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -162,6 +163,18 @@ def main() -> None:
                 f"  {len(delays)}/{streams}"
             )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory (RSS) of this process: {rss:.0f} MB")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
