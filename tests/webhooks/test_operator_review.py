@@ -257,3 +257,19 @@ def test_the_dashboard_counts_today_and_the_period(client: FlaskClient) -> None:
     page = client.get("/operator/dashboard").text
     assert "Сегодня" in page and "Период 2026-11" in page
     assert "Подозрительный расход" in page and "90 с" in page
+
+
+def test_a_flag_raised_outside_any_call_has_its_own_page(
+    client: FlaskClient, seeded: Seeded, app: Flask
+) -> None:
+    with app.extensions["meterline"].sessions() as session:
+        flag = Flag(reason="unknown_caller", detail="номер не найден", account_id=seeded.account_id)
+        session.add(flag)
+        session.commit()
+        flag_id = flag.id
+    page = client.get(f"/operator/flags/{flag_id}")
+    assert page.status_code == 200 and "Случай без звонка" in page.text
+    assert "Неизвестный номер" in page.text and "ГВ-7001" in page.text
+    done = decide(client, flag_id, action="accept")
+    assert "Случай закрыт" in done
+    assert audit(app)[-1].action == "close"
