@@ -4,6 +4,7 @@ METERLINE_TEST_DATABASE_URL is set), migrated once, emptied after each test."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,21 +35,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The test database, migrated to head once per session."""
-    url = os.environ.get("METERLINE_TEST_DATABASE_URL")
-    if url:
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    else:
-        path: Path = tmp_path_factory.mktemp("db") / "test.db"
-        url = f"sqlite:///{path}"
-    upgrade(url)
-    return url
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test database, migrated to head once per session.
+
+    On PostgreSQL each session gets a schema of its own (selected through the connection's
+    search_path, so server processes started by e2e tests use it too): sessions of several
+    developers, or of CI and a developer, on one server do not disturb each other.
+    """
+    base = os.environ.get("METERLINE_TEST_DATABASE_URL")
+    if not base:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    schema = f"test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
