@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callflows.flow import advance
@@ -79,23 +80,28 @@ class VoiceService:
         sid = _call_sid(form)
         now = self.clock()
         caller = normalize(form.get("From"), self.settings.city_code)
-        with self.sessions() as session:
-            call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
-            if call is not None:  # Twilio retried "a call comes in"
-                return self._replay(session, call, 0)
-            if caller and self._over_limit(session, caller, now):
-                return self._refuse_rate_limited(session, sid, caller, now)
-            call = Call(call_sid=sid, caller=caller or "", started_at=now, input_modes="")
-            session.add(call)
-            session.add(RateLimitHit(caller=caller or "", at=now))
-            session.flush()
-            log.info("call %s from %s", sid, mask(caller))
-            if self.stream is not None:
-                twiml = self._connect_stream(session, call, step_url)
-            else:
-                twiml = self._run(session, call, None, CallStarted(caller, now), step_url)
-            session.commit()
-            return twiml
+        try:
+            with self.sessions() as session:
+                call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+                if call is not None:  # Twilio retried "a call comes in"
+                    return self._replay(session, call, 0)
+                if caller and self._over_limit(session, caller, now):
+                    return self._refuse_rate_limited(session, sid, caller, now)
+                call = Call(call_sid=sid, caller=caller or "", started_at=now, input_modes="")
+                session.add(call)
+                session.add(RateLimitHit(caller=caller or "", at=now))
+                session.flush()
+                log.info("call %s from %s", sid, mask(caller))
+                if self.stream is not None:
+                    twiml = self._connect_stream(session, call, step_url)
+                else:
+                    twiml = self._run(session, call, None, CallStarted(caller, now), step_url)
+                session.commit()
+                return twiml
+        except (IntegrityError, OperationalError):
+            # The same "a call comes in" twice at once (Twilio retried while we were still
+            # answering): the other request created the call. Answer exactly as it did.
+            return self._winner_reply(sid, 0)
 
     def step(self, form: Mapping[str, str], seq: int, step_url: Callable[[int], str]) -> str:
         """The caller answered a prompt (keys, speech or silence)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callflows.model import Action, Finish, Note, RaiseFlag, SetAccount, StoreReading
-from storage.models import Call, CallEvent, Flag
-from storage.readings import insert_reading, reading_by_key
+from storage.models import Call, CallEvent, Flag, Meter
+from storage.readings import insert_reading, period_readings, reading_by_key
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> No
 def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     call = info.call
     key = f"ivr:{call.call_sid}:{action.key}"
+    replaces = action.replaces_reading_id if action.status == "accepted" else None
+    if action.status == "accepted":
+        # Two calls for one account at once: the other may have stored this period's reading
+        # after our snapshot was taken. Replace what is current now, or the period would keep
+        # two current readings.
+        replaces = _current_reading_id(session, action.meter_id, info.period) or replaces
     reading = insert_reading(
         session,
         meter_id=action.meter_id,
@@ -68,7 +75,7 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
         idempotency_key=key,
         # A flagged value replaces the period's earlier reading only once an operator
         # accepts it; until then the earlier one stays current (and exported).
-        replaces_reading_id=action.replaces_reading_id if action.status == "accepted" else None,
+        replaces_reading_id=replaces,
         input_mode=action.input_mode,
         transcript=action.transcript,
         confidence=action.confidence,
@@ -104,6 +111,13 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
                 account_id=call.account_id,
             )
         )
+
+
+def _current_reading_id(session: Session, meter_id: int, period: str) -> int | None:
+    """The meter's current reading of the period, the meter's row locked so stores take turns."""
+    session.execute(select(Meter.id).where(Meter.id == meter_id).with_for_update())
+    current = period_readings(session, [meter_id], period).get(meter_id)
+    return current.id if current is not None else None
 
 
 def _status_ru(status: str) -> str:
