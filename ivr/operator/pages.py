@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ivr.operator.chart import Chart, chart
-from storage.models import Account, Call, CallEvent, Flag, Meter, Reading
+from storage.models import Account, Call, CallEvent, Flag, Meter, Operator, Reading
 from storage.review import (
     account_meters,
     audit_for,
@@ -73,6 +73,12 @@ def review_context(
     meters = _meters_for(session, account, meter_ids)
     readings = call_readings(session, call.id, {m.id for m in meters}) if call else []
     audio = {e.id: audio_name(audio_dir, e.audio_file) for e in events}
+    replacements = {
+        r.id: session.get(Reading, r.replaced_by_id)
+        for r in flag_readings.values()
+        if r is not None and r.replaced_by_id is not None
+    }
+    resolvers = {f.id: session.get(Operator, f.resolved_by_id) for f in flags if f.resolved_by_id}
     reading_audio = {r.id: audio_name(audio_dir, r.audio_file) for r in readings}
     return {
         "call": call,
@@ -84,6 +90,8 @@ def review_context(
         "reading_audio": reading_audio,
         "flags": flags,
         "flag_readings": flag_readings,
+        "replacements": replacements,
+        "resolvers": {k: v.login for k, v in resolvers.items() if v is not None},
         "meters": {m.id: m for m in meters},
         "blocks": meter_blocks(session, meters),
         "audit": audit_for(

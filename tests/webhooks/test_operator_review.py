@@ -178,7 +178,8 @@ def test_correcting_stores_a_new_reading_and_keeps_the_old_one(
     assert entry.action == "correct" and entry.reading_id == new.id
     assert json.loads(entry.before)["value"] == "190"
     assert json.loads(entry.after)["value"] == "136.5"
-    assert "Значение исправлено" in page and "было:" in page
+    assert "Значение исправлено" in page and "было: значение 190" in page
+    assert "заменено на <b>136,5</b>" in page and "olga" in page
 
 
 def test_a_correction_is_saved_only_after_its_check(
