@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from sys import intern
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.clock import utcnow
@@ -262,3 +262,18 @@ def meter_registers(
     return {
         serial: (meter_id, ints, decs) for serial, meter_id, ints, decs in session.execute(stmt)
     }
+
+
+def refresh_statistics(session: Session, tables: Iterable[str]) -> None:
+    """ANALYZE after a bulk load on PostgreSQL, so the planner does not scan for phones by caller.
+
+    Autovacuum would get there, minutes later; until then fresh tables have no statistics.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    for table in tables:
+        if table not in ("accounts", "meters", "phones", "readings"):
+            raise ValueError(f"not a table of ours: {table!r}")
+        session.execute(text(f"ANALYZE {table}"))
+    session.commit()

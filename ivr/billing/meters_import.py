@@ -16,7 +16,14 @@ from ivr.billing import fields
 from ivr.billing.csvin import Table
 from ivr.billing.report import Report, write_chunk
 from ivr.phones import normalize
-from storage.accounts import AccountUpsert, Directory, MeterFields, UpsertCounts, upsert_accounts
+from storage.accounts import (
+    AccountUpsert,
+    Directory,
+    MeterFields,
+    UpsertCounts,
+    refresh_statistics,
+    upsert_accounts,
+)
 
 COLUMNS = (
     "account",
@@ -34,6 +41,9 @@ COLUMNS = (
 
 DEFAULT_INTEGER_DIGITS = 5
 DEFAULT_DECIMAL_DIGITS = 3
+
+# Rows written after which the planner's statistics are refreshed (PostgreSQL).
+ANALYZE_AFTER = 10_000
 
 
 @dataclass(slots=True)
@@ -173,4 +183,7 @@ def import_meters(
         report.imported += sum(len(lines) for _, lines in chunk)
         write_chunk(sessions, chunk, write, failed, reset=reload)
     report.details = {k: v for k, v in vars(counts).items()}
+    if sum(report.details.values()) >= ANALYZE_AFTER:
+        with sessions() as session:
+            refresh_statistics(session, ("accounts", "meters", "phones"))
     return report

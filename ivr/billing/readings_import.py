@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.billing import fields
 from ivr.billing.csvin import Table
+from ivr.billing.meters_import import ANALYZE_AFTER
 from ivr.billing.report import Report, write_chunk
-from storage.accounts import meter_registers
+from storage.accounts import meter_registers, refresh_statistics
 from storage.clock import utcnow
 from storage.imported_readings import HistoryReading, imported_values, insert_history
 
@@ -88,6 +89,9 @@ def import_readings(
         if len(batch.readings) >= rows_per_chunk:
             _flush(sessions, batch, report, dry_run)
     _flush(sessions, batch, report, dry_run)
+    if report.imported >= ANALYZE_AFTER and not dry_run:
+        with sessions() as session:
+            refresh_statistics(session, ("readings",))
     return report
 
 

@@ -246,3 +246,12 @@ def test_rows_written_meanwhile_by_someone_else_are_retried_one_account_at_a_tim
     assert isinstance(accounts, dict) and isinstance(meters, dict)
     assert sorted(accounts) == ["1001", "1002", "1010"]
     assert meters["HW-1"][3] == 7 and meters["CW-2"][0] == "1002"
+
+
+def test_statistics_are_refreshed_only_for_our_tables(session: Session) -> None:
+    from storage.accounts import refresh_statistics
+
+    refresh_statistics(session, ["accounts", "meters", "phones", "readings"])
+    if session.get_bind().dialect.name == "postgresql":
+        with pytest.raises(ValueError, match="not a table of ours"):
+            refresh_statistics(session, ["accounts; DROP TABLE calls"])
