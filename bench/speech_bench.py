@@ -5,7 +5,9 @@ decoded, resampled to the model's rate, fed 100 ms at a time to a recognizer on 
 model. Two runs per configuration:
 
 - throughput: all streams fed as fast as they go; RTF = wall time / audio time of one stream
-  (below 1: this many calls keep up with real time on this machine);
+  (below 1: this many calls keep up with real time on this machine), and CPU/audio = CPU
+  seconds spent per second of audio per stream (less sensitive to other work on the machine:
+  cores / CPU/audio is roughly how many calls the machine carries);
 - latency: all streams paced in real time; the delay from the end of the speech to the
   recognizer's end-of-utterance result (Vosk waits for 0.5 s of trailing silence first).
 
@@ -108,9 +110,10 @@ def run_stream(
 
 def run(
     model: LoadedModel, grammar: list[str] | None, clip: Clip, streams: int, paced: bool
-) -> tuple[float, list[float]]:
-    """Run `streams` calls at once; (wall seconds, end-of-speech delays)."""
+) -> tuple[float, float, list[float]]:
+    """Run `streams` calls at once; (wall seconds, CPU seconds, end-of-speech delays)."""
     delays: list[float] = []
+    cpu = time.process_time()
     lock = threading.Lock()
     start = time.perf_counter() + 0.05
 
@@ -125,7 +128,7 @@ def run(
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - start, delays
+    return time.perf_counter() - start, time.process_time() - cpu, delays
 
 
 def main() -> None:
@@ -149,17 +152,18 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"clip: {clip.seconds:.1f} s of 8 kHz μ-law, speech ends at {clip.speech_end:.2f} s")
     print()
-    print("grammar  streams  RTF/stream  delay median  delay max  results")
+    print("grammar  streams  RTF/stream  CPU/audio  delay median  delay max  results")
     for grammar in (KOREAN_DIGITS, None):
         for streams in (int(n) for n in args.streams.split(",")):
-            wall, _ = run(model, grammar, clip, streams, paced=False)
+            wall, cpu, _ = run(model, grammar, clip, streams, paced=False)
             rtf = wall / clip.seconds
-            _, delays = run(model, grammar, clip, streams, paced=True)
+            cpu_rtf = cpu / (streams * clip.seconds)
+            _, _, delays = run(model, grammar, clip, streams, paced=True)
             median = f"{statistics.median(delays):.2f} s" if delays else "-"
             worst = f"{max(delays):.2f} s" if delays else "-"
             label = "on" if grammar else "off"
             print(
-                f"{label:7}  {streams:7}  {rtf:10.3f}  {median:>12}  {worst:>9}"
+                f"{label:7}  {streams:7}  {rtf:10.3f}  {cpu_rtf:9.3f}  {median:>12}  {worst:>9}"
                 f"  {len(delays)}/{streams}"
             )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
