@@ -109,3 +109,5 @@ def _print_help(base: str) -> None:
     for number, what in demo_phones():
         click.echo(f"  meterline call --from {number}    # {what}")
     click.echo("Then: meterline export readings --period YYYY-MM")
+    click.echo(f"Operators review flagged calls at {base}/operator/ — first create a sign-in:")
+    click.echo("  meterline operators add LOGIN --admin")
