@@ -145,6 +145,23 @@ def copy_ceiling(url: str, meters: Path, readings: Path, export: Path) -> dict[s
     return timings
 
 
+def run_steps(url: str, workdir: Path, rows: int) -> None:
+    """Each command in turn, one line of figures each."""
+    meters, readings = str(workdir / "meters.csv"), str(workdir / "readings.csv")
+    steps = [
+        ("import meters (empty db)", ["import", "meters", meters]),
+        ("import meters (again, no change)", ["import", "meters", meters]),
+        ("import readings", ["import", "readings", readings]),
+        ("import readings (again, all dup)", ["import", "readings", readings]),
+        ("export readings -o", ["export", "readings", "--period", "2026-03", "-o",
+                                str(workdir / "out.csv")]),
+    ]  # fmt: skip
+    print(f"{'step':34} {'wall s':>7} {'rows/s':>8} {'cpu s':>6} {'peak MB':>7}  output")
+    for label, args in steps:
+        seconds, cpu, rss, last = run_meterline(args, url, workdir / "step.log")
+        print(f"{label:34} {seconds:7.1f} {rows / seconds:8.0f} {cpu:6.1f} {rss:7.0f}  {last[:60]}")
+
+
 def main() -> None:
     """Generate, import, export, and print the figures."""
     parser = argparse.ArgumentParser(
@@ -162,7 +179,7 @@ def main() -> None:
     if url.startswith("sqlite"):
         Path(make_url(url).database or "").unlink(missing_ok=True)
 
-    meters, readings, export = workdir / "meters.csv", workdir / "readings.csv", workdir / "out.csv"
+    meters, readings = workdir / "meters.csv", workdir / "readings.csv"
     start = time.perf_counter()
     serials = write_meters(meters, opts.accounts)
     write_readings(readings, serials)
@@ -173,18 +190,7 @@ def main() -> None:
     print(f"database: {make_url(url).get_backend_name()}; machine: {platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"load average before: {os.getloadavg()[0]:.1f}")  # fmt: skip
-    steps = [
-        ("import meters (empty db)", ["import", "meters", str(meters)], len(serials)),
-        ("import meters (again, no change)", ["import", "meters", str(meters)], len(serials)),
-        ("import readings", ["import", "readings", str(readings)], len(serials)),
-        ("import readings (again, all dup)", ["import", "readings", str(readings)], len(serials)),
-        ("export readings -o", ["export", "readings", "--period", "2026-03", "-o", str(export)],
-         len(serials)),
-    ]  # fmt: skip
-    print(f"{'step':34} {'wall s':>7} {'rows/s':>8} {'cpu s':>6} {'peak MB':>7}  output")
-    for label, args, rows in steps:
-        seconds, cpu, rss, last = run_meterline(args, url, workdir / "step.log")
-        print(f"{label:34} {seconds:7.1f} {rows / seconds:8.0f} {cpu:6.1f} {rss:7.0f}  {last[:60]}")
+    run_steps(url, workdir, len(serials))
     if url.startswith("postgresql"):
         for label, seconds in copy_ceiling(url, meters, readings, workdir / "copy.csv").items():
             print(f"{label + ' (ceiling)':34} {seconds:7.1f} {len(serials) / seconds:8.0f}")
