@@ -44,6 +44,7 @@ from speech.vocabulary import (
 )
 
 MAX_VALUE = 10**9
+UNKNOWN = "[unk]"  # what Vosk writes for a sound outside its grammar
 _NUMERIC = re.compile(r"\s*(\d{1,10})(?:[.,](\d{1,6}))?\s*")
 
 
@@ -73,7 +74,12 @@ def parse_number_detail(text: str) -> ParsedNumber | None:
     m = _NUMERIC.fullmatch(text)
     if m:
         return _make(m[1], m[2] or "")
-    tokens = [t for t in tokenize(text) if t not in FILLERS]
+    tokens = [t for t in tokenize(text) if t not in FILLERS or t == UNKNOWN]
+    while tokens and tokens[0] == UNKNOWN:
+        tokens.pop(0)
+    while tokens and tokens[-1] == UNKNOWN:
+        tokens.pop()
+    # Vosk's [unk] inside a number hides a word we did not hear: «сто [unk] три» is not 103.
     if not tokens or any(not t.isalpha() for t in tokens):
         return None
     return _parse_tokens(tokens)
