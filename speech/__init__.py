@@ -1,0 +1,1 @@
+"""Offline speech: Russian number words, telephone audio and the Vosk recognizer."""

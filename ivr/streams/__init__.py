@@ -108,5 +108,5 @@ def media_stream(ws: Server) -> None:
                 break
     finally:
         stream.finish()
-    # 1008: policy violation (bad token, junk); 1000: a normal end.
-    ws.close(reason=1008 if stream.refused else 1000)
+    # 1008: policy violation (bad token, junk); 1011: our recognizer failed; 1000: normal end.
+    ws.close(reason=1008 if stream.refused else 1011 if stream.failed else 1000)

@@ -52,7 +52,8 @@ class CallStream:
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
         self.call_sid: str | None = None
-        self.refused = False
+        self.refused = False  # the stream broke the rules (bad token, junk)
+        self.failed = False  # our side could not recognize
         self.utterances = 0
         self._recognizer: Recognizer | None = None
         self._resampler: Resampler | None = None
@@ -101,7 +102,14 @@ class CallStream:
         expected = stream_token(self.config.secret_key, sid)
         if not isinstance(token, str) or not hmac.compare_digest(token, expected):
             return self._refuse("missing or wrong token")
-        self._recognizer = self.config.factory()
+        try:
+            self._recognizer = self.config.factory()
+        except Exception:
+            # The model failed to load or the vosk-server pool is unreachable: without the
+            # stream's mark the flow never invites speech, and the call goes on by keypad.
+            log.exception("call %s: no recognizer for the stream", sid)
+            self.failed = True
+            return False
         self._resampler = Resampler(TELEPHONE_RATE, self._recognizer.sample_rate)
         log.info("media stream started for call %s", sid)
         # Tells the webhooks this call's audio reaches us, so prompts may invite speech.

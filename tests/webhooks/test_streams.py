@@ -272,3 +272,16 @@ def test_the_recognizer_is_prepared_when_the_first_request_comes(app: Flask) -> 
     while FACTORY_KEY not in cache and time.monotonic() < deadline:
         time.sleep(0.05)
     assert callable(cache[FACTORY_KEY])
+
+
+def test_a_stream_whose_recognizer_cannot_start_is_closed_and_leaves_no_mark(
+    app: Flask, ws_url: str, call: Call
+) -> None:
+    def broken() -> FakeRecognizer:
+        raise ConnectionRefusedError("vosk-server pool unreachable")
+
+    app.extensions["meterline"].cache[FACTORY_KEY] = broken
+    messages = twilio_messages(SID, stream_token("test-secret-key", SID), b"\x00" * 1600)
+    assert send_raw(ws_url, messages) == 1011
+    with app.extensions["meterline"].sessions() as db:
+        assert db.scalars(select(Utterance)).all() == []
