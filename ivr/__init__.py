@@ -42,7 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from ivr.commands import register_commands
     from ivr.voice import voice
+    from ivr.voice.proxies import trust_proxies
 
+    trust_proxies(app, settings.trusted_proxies)
     app.register_blueprint(voice)
     _register_optional_blueprints(app)
     register_commands(app)

@@ -31,7 +31,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         """Create the engine and session factory for these settings."""
-        engine = make_engine(settings.database_url)
+        # Statement parameters hold callers' numbers and call states: keep them out of
+        # error messages, which go to the logs and to system_error flags.
+        engine = make_engine(settings.database_url, hide_parameters=True)
         return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
 
 

@@ -101,6 +101,8 @@ class VoiceService:
         except (IntegrityError, OperationalError):
             # The same "a call comes in" twice at once (Twilio retried while we were still
             # answering): the other request created the call. Answer exactly as it did.
+            if not self._call_exists(sid):
+                raise  # a database failure, not a race
             return self._winner_reply(sid, 0)
 
     def step(self, form: Mapping[str, str], seq: int, step_url: Callable[[int], str]) -> str:
@@ -242,6 +244,10 @@ class VoiceService:
             raise BadRequest(f"no stored reply for step {seq}")
         log.info("replayed step %s of call %s", seq, call.call_sid)
         return reply
+
+    def _call_exists(self, sid: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(Call.id).where(Call.call_sid == sid)) is not None
 
     def _winner_reply(self, sid: str, seq: int) -> str:
         for _ in range(40):

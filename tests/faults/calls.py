@@ -28,11 +28,13 @@ KEYS = "112# 1 113# 1"  # hot water, then cold water: value and confirmation eac
 
 
 @contextmanager
-def serving(database_url: str, log: Path, workers: int = 2) -> Iterator[Server]:
+def serving(
+    database_url: str, log: Path, workers: int = 2, extra: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`meterline serve` logging to a file: a fault makes it log many tracebacks, and a pipe
     nobody reads would fill up and block the workers."""
     port = free_port()
-    env = server_env(database_url, port)
+    env = server_env(database_url, port, extra)
     argv = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
