@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from typing import cast
 
 from sqlalchemy.orm import Session
 
 from callflows.intake import Verdict, check_reading, meter_in_service, period_for
-from callflows.model import MeterInfo, MeterKind, PastReading, Thresholds
+from callflows.model import MeterInfo, Thresholds
+from ivr.meter_info import meter_info
 from ivr.operator.labels import consequence
 from storage.models import Meter
 from storage.review import accepted_history, current_in_period
@@ -61,26 +61,13 @@ def parse_value(raw: str) -> Decimal:
     return Decimal(text)
 
 
-def meter_info(
+def meter_info_at(
     session: Session, meter: Meter, period: str, exclude_id: int | None = None
 ) -> MeterInfo:
     """The meter as the rules see it, with accepted history from before `period`."""
     history = accepted_history(session, meter.id, period, exclude_id)
     current = current_in_period(session, meter.id, period, exclude_id)
-    return MeterInfo(
-        id=meter.id,
-        serial=meter.serial,
-        kind=cast(MeterKind, meter.kind),
-        unit=meter.unit,
-        integer_digits=meter.integer_digits,
-        decimal_digits=meter.decimal_digits,
-        location=meter.location,
-        verification_due=meter.verification_due,
-        active=meter.active,
-        history=tuple(PastReading(r.value, r.taken_at) for r in history),
-        current_period_value=current[-1].value if current else None,
-        current_period_reading_id=current[-1].id if current else None,
-    )
+    return meter_info(meter, history, current[-1] if current else None)
 
 
 def check_value(
@@ -93,7 +80,7 @@ def check_value(
     exclude_id: int | None = None,
 ) -> Check:
     """Run the line's rules on a value for a meter as of `at`."""
-    info = meter_info(session, meter, period, exclude_id)
+    info = meter_info_at(session, meter, period, exclude_id)
     verdict = check_reading(info, value, at, thresholds)
     text = consequence(verdict, meter.unit)
     service = meter_in_service(info, at.date())

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from callflows.intake import period_for
-from callflows.model import AccountInfo, MeterInfo, PastReading
+from callflows.model import AccountInfo
+from ivr.meter_info import meter_info
 from storage.models import Account, Meter, Phone
 from storage.readings import accepted_history, period_readings
 
@@ -50,30 +51,14 @@ class SqlDirectory:
         ids = [m.id for m in meters]
         current = period_readings(self.session, ids, period)
         history = accepted_history(self.session, ids)
-        infos = []
-        for meter in meters:
-            this_period = current.get(meter.id)
-            past = tuple(
-                PastReading(value=r.value, taken_at=r.taken_at)
-                for r in history.get(meter.id, [])
-                if r.period != period
+        infos = [
+            meter_info(
+                meter,
+                (r for r in history.get(meter.id, []) if r.period != period),
+                current.get(meter.id),
             )
-            infos.append(
-                MeterInfo(
-                    id=meter.id,
-                    serial=meter.serial,
-                    kind=meter.kind,  # type: ignore[arg-type]
-                    unit=meter.unit,
-                    integer_digits=meter.integer_digits,
-                    decimal_digits=meter.decimal_digits,
-                    location=meter.location,
-                    verification_due=meter.verification_due,
-                    active=meter.active,
-                    history=past,
-                    current_period_value=this_period.value if this_period else None,
-                    current_period_reading_id=this_period.id if this_period else None,
-                )
-            )
+            for meter in meters
+        ]
         return AccountInfo(
             id=account.id,
             number=account.number,
