@@ -115,7 +115,8 @@ def run(
     delays: list[float] = []
     cpu = time.process_time()
     lock = threading.Lock()
-    start = time.perf_counter() + 0.05
+    # Paced streams start together a moment from now; unpaced ones are timed from launch.
+    start = time.perf_counter() + (0.05 if paced else 0.0)
 
     def one() -> None:
         _, delay = run_stream(model, grammar, clip, paced, start)
