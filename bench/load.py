@@ -54,6 +54,7 @@ TOKEN = "load-test-token-" + "0" * 16
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/meterline_load"
 HISTORY = ("100", "103", "106", "109")  # monthly, the last a month ago: 112 is plausible
 APOLOGY = "техническая ошибка"
+STORED = "Показание принято"
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Figures:
     server_errors: int = 0
     peak_live: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
+    confirmed: int = 0  # "reading accepted" heard by callers: each must be stored
     stored: int | None = None
     expected: int | None = None
     duplicates: int | None = None
@@ -293,19 +295,28 @@ def keys(meters: int) -> str:
     return " ".join(["112*5# 1"] * meters)
 
 
-def one_call(base_url: str, caller: str, pause: float, answers: str) -> tuple[list[float], str]:
-    """Place one call; its latencies and an error message ("" if it went through)."""
+def one_call(
+    base_url: str, caller: str, pause: float, answers: str
+) -> tuple[list[float], int, str]:
+    """Place one call: its latencies, readings confirmed to the caller, an error ("" if none)."""
     with requests.Session() as session:
+        if pause > 0:
+            # Webhooks seconds apart do not share a connection (Twilio's come from many
+            # hosts); reusing one idle for gunicorn's keepalive (5 s) races its close.
+            session.headers["Connection"] = "close"
         phone = SimulatedCall(
             base_url=base_url, token=TOKEN, caller=caller, session=session, pause=pause
         )
+        error = ""
         try:
-            transcript = phone.run(scripted(answers))
+            phone.run(scripted(answers))
         except (CallError, OSError) as exc:
-            return phone.transcript.latencies, f"{type(exc).__name__}: {exc}"[:200]
-    if transcript.said(APOLOGY):
-        return transcript.latencies, "apology"
-    return transcript.latencies, ""
+            error = f"{type(exc).__name__}: {exc}"[:200]
+    transcript = phone.transcript
+    confirmed = sum(STORED in text for text in transcript.heard)
+    if not error and transcript.said(APOLOGY):
+        error = "apology"
+    return transcript.latencies, confirmed, error
 
 
 def drive(
@@ -327,9 +338,10 @@ def drive(
         with lock:
             live[0] += 1
             figures.peak_live = max(figures.peak_live, live[0])
-        latencies, error = one_call(server.url, caller, opts.pause, answers)
+        latencies, confirmed, error = one_call(server.url, caller, opts.pause, answers)
         with lock:
             live[0] -= 1
+            figures.confirmed += confirmed
             figures.latencies.extend(latencies)
             if error == "apology":
                 figures.apologies += 1
@@ -374,10 +386,12 @@ def report(figures: Figures) -> None:
         f"{figures.server_errors} server tracebacks",
     ]
     lines += [f"    {error}" for error in sorted(set(figures.errors))[:5]]
-    if figures.expected is not None:
+    if figures.expected is not None and figures.stored is not None:
         ok = figures.stored == figures.expected and figures.duplicates == 0
+        lost = max(0, figures.confirmed - figures.stored)
         lines.append(
-            f"  readings stored: {figures.stored} of {figures.expected} expected, "
+            f"  readings stored: {figures.stored} of {figures.expected} expected "
+            f"({figures.confirmed} confirmed to callers, {lost} of them lost), "
             f"{figures.duplicates} duplicated -> {'OK' if ok else 'MISMATCH'}"
         )
     print("\n".join(lines))
