@@ -285,3 +285,16 @@ def test_a_stream_whose_recognizer_cannot_start_is_closed_and_leaves_no_mark(
     assert send_raw(ws_url, messages) == 1011
     with app.extensions["meterline"].sessions() as db:
         assert db.scalars(select(Utterance)).all() == []
+
+
+def test_an_oversized_message_is_refused(ws_url: str, fakes: list[FakeRecognizer]) -> None:
+    ws = websocket.create_connection(ws_url, timeout=60)
+    try:
+        ws.send(json.dumps({"event": "connected", "padding": "x" * 100_000}))
+        opcode, data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1009  # message too big
+    finally:
+        ws.close()
+        ws.shutdown()
+    assert fakes == []
