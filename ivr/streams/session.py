@@ -78,8 +78,7 @@ class CallStream:
         if self._recognizer is None:
             return self._refuse(f"{event!r} before an accepted start")
         if event == "media":
-            self._media(message.get("media"))
-            return True
+            return self._media(message.get("media"))
         if event == "stop":
             self.finish()
             return False
@@ -116,19 +115,36 @@ class CallStream:
         mark_stream_started(self.config.sessions, sid)
         return True
 
-    def _media(self, media: Any) -> None:
+    def _media(self, media: Any) -> bool:
         if not isinstance(media, dict) or media.get("track", "inbound") != "inbound":
-            return
+            return True
         try:
             payload = base64.b64decode(media.get("payload") or "", validate=True)
         except (binascii.Error, TypeError):
             log.warning("call %s: undecodable media payload skipped", self.call_sid)
-            return
+            return True
         pcm = ulaw_decode(payload)
         self._batch += pcm
         self._audio += pcm
-        if len(self._batch) >= BATCH_BYTES:
+        if len(self._batch) < BATCH_BYTES:
+            return True
+        try:
             self._feed()
+        except Exception:
+            # A vosk-server host went away mid-call, say: stop listening, the keypad still works.
+            log.exception("call %s: the recognizer failed; stream closed", self.call_sid)
+            self.failed = True
+            self._drop_recognizer()
+            return False
+        return True
+
+    def _drop_recognizer(self) -> None:
+        recognizer, self._recognizer = self._recognizer, None
+        if recognizer is not None:
+            try:
+                recognizer.close()
+            except Exception:
+                log.exception("call %s: the recognizer did not close cleanly", self.call_sid)
 
     def _feed(self) -> None:
         assert self._recognizer is not None and self._resampler is not None
@@ -179,5 +195,4 @@ class CallStream:
         except Exception:
             log.exception("call %s: recognizer failed at the end of the stream", self.call_sid)
         finally:
-            self._recognizer = None
-            recognizer.close()
+            self._drop_recognizer()

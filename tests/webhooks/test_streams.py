@@ -298,3 +298,25 @@ def test_an_oversized_message_is_refused(ws_url: str, fakes: list[FakeRecognizer
         ws.close()
         ws.shutdown()
     assert fakes == []
+
+
+class BreakingRecognizer(FakeRecognizer):
+    """Fails mid-call, as a vosk-server host that went away."""
+
+    def accept(self, pcm: bytes) -> None:
+        raise ConnectionResetError("recognizer host went away")
+
+
+def test_a_recognizer_failing_mid_call_closes_the_stream_cleanly(
+    app: Flask, ws_url: str, call: Call
+) -> None:
+    made: list[BreakingRecognizer] = []
+
+    def factory() -> BreakingRecognizer:
+        made.append(BreakingRecognizer([]))
+        return made[-1]
+
+    app.extensions["meterline"].cache[FACTORY_KEY] = factory
+    messages = twilio_messages(SID, stream_token("test-secret-key", SID), b"\x00" * 8000)
+    assert send_raw(ws_url, messages) == 1011
+    assert made and made[0].closed
