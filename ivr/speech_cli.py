@@ -75,12 +75,17 @@ def speech_check(model_dir: Path) -> None:
     help="WAV files named after their value (123.45_x.wav) or with a sidecar .txt.",
 )
 @click.option("--no-grammar", is_flag=True, help="Recognise freely, without the number grammar.")
+@click.option(
+    "--wideband", is_flag=True, help="Use the files as they are, not as heard by telephone."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print every file's result.")
-def speech_eval_command(model_dir: Path, data_dir: Path, no_grammar: bool, verbose: bool) -> None:
+def speech_eval_command(
+    model_dir: Path, data_dir: Path, no_grammar: bool, wideband: bool, verbose: bool
+) -> None:
     """Score exact-value accuracy, word error rate and real-time factor on labelled WAVs."""
     from speech.evaluate import evaluate
 
-    report = evaluate(model_dir, data_dir, grammar=not no_grammar)
+    report = evaluate(model_dir, data_dir, grammar=not no_grammar, phone=not wideband)
     if not report.items:
         click.echo(f"no labelled WAV files in {data_dir}", err=True)
         sys.exit(1)

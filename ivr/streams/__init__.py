@@ -27,7 +27,9 @@ log = logging.getLogger("meterline.streams")
 STREAM_PATH = "/voice/stream"
 FACTORY_KEY = "speech.recognizer_factory"
 START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its start
-IDLE_TIMEOUT = 30.0  # Twilio sends audio every 20 ms, silence included
+# Twilio sends audio every 20 ms, silence included; the call simulator sends only speech, and
+# a person typing into `meterline call` may take a while between answers.
+IDLE_TIMEOUT = 120.0
 _factory_lock = threading.Lock()
 
 
