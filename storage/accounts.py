@@ -57,13 +57,15 @@ class MeterFields:
 
 @dataclass(slots=True)
 class AccountUpsert:
-    """One account as a file describes it: `phones` is its whole phone set, `meters` by serial."""
+    """One account as a file describes it: `phones` replaces its phone set (or only adds to it,
+    when `replace_phones` is false), `meters` by serial."""
 
     number: str
     address: str
     supplier: str
     phones: set[str] = field(default_factory=set)
     meters: dict[str, MeterFields] = field(default_factory=dict)
+    replace_phones: bool = True
 
 
 @dataclass(slots=True)
@@ -249,7 +251,7 @@ def _write_phones(
         acc_id = ids[unit.number]
         current = directory.phones.get(acc_id, {})
         add.extend({"account_id": acc_id, "e164": e164} for e164 in unit.phones - current.keys())
-        removed = [e164 for e164 in current if e164 not in unit.phones]
+        removed = [e164 for e164 in current if e164 not in unit.phones and unit.replace_phones]
         if removed:
             gone[acc_id] = removed
             gone_ids.extend(current[e164] for e164 in removed)

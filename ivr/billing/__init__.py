@@ -1,0 +1,1 @@
+"""Files exchanged with the billing centre: import of accounts, meters and history; export."""

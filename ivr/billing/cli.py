@@ -44,13 +44,25 @@ def import_group() -> None:
 @click.argument("file", type=click.File("rb"))
 @_encoding_option
 @_dry_run_option
+@click.option(
+    "--phones",
+    "phones_mode",
+    type=click.Choice(["replace", "add"]),
+    default="replace",
+    show_default=True,
+    help="replace: an account's phones become the file's; add: keep the stored ones too.",
+)
 @with_appcontext
-def import_meters_command(file: BinaryIO, encoding: str, dry_run: bool) -> None:
+def import_meters_command(file: BinaryIO, encoding: str, dry_run: bool, phones_mode: str) -> None:
     """Upsert accounts, phones and meters from FILE (see docs/formats.md)."""
     table = _open(file, meters_import.COLUMNS, encoding)
     svc = services()
     report = meters_import.import_meters(
-        svc.sessions, table, svc.settings.city_code, dry_run=dry_run
+        svc.sessions,
+        table,
+        svc.settings.city_code,
+        dry_run=dry_run,
+        replace_phones=phones_mode == "replace",
     )
     _finish(report, dry_run)
 

@@ -114,7 +114,11 @@ def _phones(raw: str, city_code: str) -> tuple[str, ...]:
 
 
 def plan_rows(
-    rows: Iterable[tuple[int, dict[str, str]]], directory: Directory, city_code: str, report: Report
+    rows: Iterable[tuple[int, dict[str, str]]],
+    directory: Directory,
+    city_code: str,
+    report: Report,
+    replace_phones: bool = True,
 ) -> Plan:
     """Validate every row; reject bad ones and serials that belong to another account."""
     plan = Plan()
@@ -129,7 +133,9 @@ def plan_rows(
         unit = plan.units.get(row.account)
         if unit is None:
             # The account's first row gives its address and supplier.
-            unit = plan.units[row.account] = AccountUpsert(row.account, row.address, row.supplier)
+            unit = plan.units[row.account] = AccountUpsert(
+                row.account, row.address, row.supplier, replace_phones=replace_phones
+            )
             plan.lines[row.account] = []
         unit.phones.update(row.phones)
         unit.meters[row.meter.serial] = row.meter
@@ -156,12 +162,13 @@ def import_meters(
     city_code: str,
     rows_per_chunk: int = 1000,
     dry_run: bool = False,
+    replace_phones: bool = True,
 ) -> Report:
     """Validate and upsert the whole file; return what happened."""
     report = Report()
     with sessions() as session:
         directory = Directory.load(session)
-    plan = plan_rows(table.rows(), directory, city_code, report)
+    plan = plan_rows(table.rows(), directory, city_code, report, replace_phones)
     if dry_run:
         report.imported = sum(len(lines) for lines in plan.lines.values())
         return report
@@ -182,8 +189,12 @@ def import_meters(
     for chunk in plan.chunks(rows_per_chunk):
         report.imported += sum(len(lines) for _, lines in chunk)
         write_chunk(sessions, chunk, write, failed, reset=reload)
-    report.details = {k: v for k, v in vars(counts).items()}
-    if sum(report.details.values()) >= ANALYZE_AFTER:
+    report.details = dict(vars(counts))
+    _refresh_statistics(sessions, sum(report.details.values()))
+    return report
+
+
+def _refresh_statistics(sessions: sessionmaker[Session], written: int) -> None:
+    if written >= ANALYZE_AFTER:
         with sessions() as session:
             refresh_statistics(session, ("accounts", "meters", "phones"))
-    return report

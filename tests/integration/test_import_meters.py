@@ -100,6 +100,23 @@ def test_a_later_file_updates_fields_and_replaces_the_phone_set(
     assert "1002" in accounts  # accounts missing from a file are left alone
 
 
+def test_with_phones_add_a_file_only_adds_numbers(
+    app: Flask, tmp_path: Path, engine: Engine
+) -> None:
+    assert run_import(app, tmp_path, GOOD).exit_code == 0
+    partial = (
+        f"{HEADER}\n1001,8-921-000-00-01,ул. Ленина 1,ВТС,HW-1,hot_water,,5,3,2030-01-31,кухня\n"
+    )
+    result = run_import(app, tmp_path, partial, "--phones", "add")
+    assert result.exit_code == 0, result.output
+    assert "phones added: 1, phones removed: 0" in result.stdout
+    accounts = snapshot(engine)["accounts"]
+    assert isinstance(accounts, dict)
+    assert accounts["1001"][2] == [
+        "+78172597904", "+78172597905", "+79210000001", "+79211234567"
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
