@@ -21,7 +21,15 @@ from ivr.streams.store import maybe_purge, purge_old_audio
 from speech.recognizer import RecognizerFactory, recognizer_factory
 from speech.vocabulary import GRAMMAR_WORDS
 
-__all__ = ["register", "speech_enabled", "stream_token", "purge_old_audio", "recognizer_for"]
+__all__ = [
+    "FACTORY_KEY",
+    "STREAM_PATH",
+    "purge_old_audio",
+    "recognizer_for",
+    "register",
+    "speech_enabled",
+    "stream_token",
+]
 
 log = logging.getLogger("meterline.streams")
 STREAM_PATH = "/voice/stream"
