@@ -113,10 +113,32 @@ def _flush(sessions: sessionmaker[Session], batch: _Batch, report: Report, dry_r
     """Drop readings already in the database, then write the rest as one chunk."""
     if not batch.readings:
         return
+    fresh = _not_yet_stored(sessions, batch.readings, report)
+    batch.readings.clear()
+    if dry_run:
+        report.imported += len(fresh)
+        return
+    refused: dict[int, str] = {}
+
+    def failed(item: tuple[int, HistoryReading], reason: str) -> None:
+        refused[item[0]] = reason
+
+    report.imported += write_chunk(sessions, fresh, _write, failed)
+    if refused:
+        # Another import may have stored the same readings meanwhile: duplicates, not errors.
+        retried = [(line, reading) for line, reading in fresh if line in refused]
+        for line, _ in _not_yet_stored(sessions, retried, report):
+            report.reject(line, refused[line])
+
+
+def _not_yet_stored(
+    sessions: sessionmaker[Session], items: list[tuple[int, HistoryReading]], report: Report
+) -> list[tuple[int, HistoryReading]]:
+    """The items not imported before; repeats are counted as skipped, other values rejected."""
     with sessions() as session:
-        stored = imported_values(session, [r.key for _, r in batch.readings])
+        stored = imported_values(session, [r.key for _, r in items])
     fresh: list[tuple[int, HistoryReading]] = []
-    for line, reading in batch.readings:
+    for line, reading in items:
         previous = stored.get(reading.key)
         if previous is None:
             fresh.append((line, reading))
@@ -128,12 +150,4 @@ def _flush(sessions: sessionmaker[Session], batch: _Batch, report: Report, dry_r
                 f"this meter already has value {format(previous, 'f')} imported for "
                 f"{reading.taken_at.isoformat()}; this line gives {format(reading.value, 'f')}",
             )
-    batch.readings.clear()
-    if dry_run:
-        report.imported += len(fresh)
-        return
-
-    def failed(item: tuple[int, HistoryReading], reason: str) -> None:
-        report.reject(item[0], reason)
-
-    report.imported += write_chunk(sessions, fresh, _write, failed)
+    return fresh

@@ -13,6 +13,8 @@ from flask import Flask
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ivr.billing import readings_import
+from storage.imported_readings import HistoryReading, insert_history
 from storage.models import Meter, Reading
 
 METERS = """\
@@ -146,3 +148,33 @@ def test_windows_1251_history_is_read_with_a_note(
     assert "read as Windows-1251" in result.stderr
     assert rejected(result) == {3: "unknown meter serial 'НЕТ-1' (import it with the meters first)"}
     assert [r[2] for r in history(engine)] == [Decimal("12.5")]
+
+
+@pytest.mark.usefixtures("meters")
+def test_readings_stored_meanwhile_by_another_import_count_as_duplicates(
+    app: Flask, tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up missed them (a concurrent import committed after it): the insert hits the
+    unique key, each row is retried under a savepoint and classified again."""
+    first = "meter_serial,taken_at,value\nHW-1,2026-01-23,1\nHW-1,2026-02-23,2\n"
+    assert run(app, tmp_path, "readings", first).exit_code == 0
+    real = readings_import.imported_values
+    calls = []
+
+    def blind_first(session: Session, keys: list[str]) -> dict[str, Decimal]:
+        calls.append(1)
+        return {} if len(calls) == 1 else real(session, keys)
+
+    monkeypatch.setattr(readings_import, "imported_values", blind_first)
+    body = first + "HW-1,2026-03-23,3\nHT-1,2026-01-23,9\n"
+    # Another import meanwhile stored HT-1 with a different value.
+    with Session(engine) as db:
+        ht = db.scalars(select(Meter.id).where(Meter.serial == "HT-1")).one()
+        when = datetime(2026, 1, 22, 21, 0, tzinfo=UTC)
+        insert_history(db, [HistoryReading.of(ht, when, Decimal(8), "2026-01")])
+        db.commit()
+    result = run(app, tmp_path, "readings", body)
+    assert result.exit_code == 1, result.output
+    assert "imported: 1, skipped as duplicates: 2, rejected: 1" in result.stdout
+    assert "already has value 8 imported" in rejected(result)[5]
+    assert [r[2] for r in history(engine)] == [Decimal(8), Decimal(1), Decimal(2), Decimal(3)]
