@@ -14,6 +14,7 @@ from speech.audio import read_wav, resample, ulaw_encode
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
 FRAME_SECONDS = 0.02
 SILENCE = b"\xff" * FRAME_BYTES  # μ-law zero
+ACCOUNT_SID = "AC" + "0" * 32  # Twilio sends the account's; nothing here checks it
 
 
 def twilio_messages(
@@ -21,52 +22,54 @@ def twilio_messages(
 ) -> list[dict[str, Any]]:
     """The messages Twilio sends for this audio: connected, start, media frames, stop."""
     stream_sid = "MZ" + uuid.uuid4().hex
-    account_sid = "AC" + "0" * 32
-    trailing = SILENCE * int(silence_seconds / FRAME_SECONDS)
-    audio = ulaw + trailing
+    audio = ulaw + SILENCE * int(silence_seconds / FRAME_SECONDS)
     if len(audio) % FRAME_BYTES:
         audio += b"\xff" * (FRAME_BYTES - len(audio) % FRAME_BYTES)
-    messages: list[dict[str, Any]] = [
-        {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+    messages = [
+        {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+        _start(stream_sid, call_sid, token),
     ]
-    messages.append(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "start": {
-                "accountSid": account_sid,
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "customParameters": {"token": token},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-            "streamSid": stream_sid,
-        }
-    )
     for chunk, offset in enumerate(range(0, len(audio), FRAME_BYTES), start=1):
-        messages.append(
-            {
-                "event": "media",
-                "sequenceNumber": str(chunk + 1),
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(chunk),
-                    "timestamp": str(int((chunk - 1) * FRAME_SECONDS * 1000)),
-                    "payload": base64.b64encode(audio[offset : offset + FRAME_BYTES]).decode(),
-                },
-                "streamSid": stream_sid,
-            }
-        )
+        messages.append(_media(stream_sid, chunk, audio[offset : offset + FRAME_BYTES]))
     messages.append(
         {
             "event": "stop",
             "sequenceNumber": str(len(messages)),
-            "stop": {"accountSid": account_sid, "callSid": call_sid},
+            "stop": {"accountSid": ACCOUNT_SID, "callSid": call_sid},
             "streamSid": stream_sid,
         }
     )
     return messages
+
+
+def _start(stream_sid: str, call_sid: str, token: str) -> dict[str, Any]:
+    return {
+        "event": "start",
+        "sequenceNumber": "1",
+        "start": {
+            "accountSid": ACCOUNT_SID,
+            "streamSid": stream_sid,
+            "callSid": call_sid,
+            "tracks": ["inbound"],
+            "customParameters": {"token": token},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+        "streamSid": stream_sid,
+    }
+
+
+def _media(stream_sid: str, chunk: int, frame: bytes) -> dict[str, Any]:
+    return {
+        "event": "media",
+        "sequenceNumber": str(chunk + 1),
+        "media": {
+            "track": "inbound",
+            "chunk": str(chunk),
+            "timestamp": str(int((chunk - 1) * FRAME_SECONDS * 1000)),
+            "payload": base64.b64encode(frame).decode(),
+        },
+        "streamSid": stream_sid,
+    }
 
 
 def wav_as_ulaw(wav_path: str | Path) -> bytes:
