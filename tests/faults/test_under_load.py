@@ -66,7 +66,9 @@ def test_a_worker_killed_mid_load_loses_no_confirmed_reading(
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
 
-        outcomes = place_calls(server.url, CALLS, ramp=4.0, on_tick=kill_one)
+        outcomes = place_calls(
+            server.url, CALLS, pause=0.02, ramp=4.0, at_once=30, on_tick=kill_one
+        )
         assert server.process.poll() is None  # the master lives on
         time.sleep(0.5)
         assert killed and killed[0] not in workers_of(master)
