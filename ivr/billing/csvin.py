@@ -24,27 +24,37 @@ class Table:
     columns: list[str]
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
-        """Each data record with the physical line it starts on; blank lines are skipped."""
-        # Lines end at "\n" only, as `grep -n` counts them; a lone CR stays in its field.
-        reader = csv.reader(io.StringIO(self.text, newline="\n"), delimiter=self.delimiter)
-        next(reader)
-        last_line = reader.line_num
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                line, last_line = last_line + 1, reader.line_num
-                yield line, {"": f"unreadable CSV record: {exc}"}
+        """Each non-blank data line with its number (header = 1), or {"": reason} if unreadable.
+
+        A record is one line. A stray quote would otherwise make the csv module swallow every
+        following line into one field, silently; read line by line, it costs its own line only.
+        Lines end at "\n", as `grep -n` counts them.
+        """
+        lines = io.StringIO(self.text, newline="\n")
+        next(lines, None)
+        for number, line in enumerate(lines, start=2):
+            line = line.rstrip("\n").removesuffix("\r")
+            if not line.strip():
                 continue
-            line, last_line = last_line + 1, reader.line_num
+            try:
+                record = next(csv.reader([line], delimiter=self.delimiter, strict=True))
+            except csv.Error as exc:
+                yield number, {"": _unreadable(exc)}
+                continue
             if not any(field.strip() for field in record):
                 continue
             if len(record) != len(self.columns):
-                yield line, {"": f"expected {len(self.columns)} fields, found {len(record)}"}
+                yield number, {"": f"expected {len(self.columns)} fields, found {len(record)}"}
                 continue
-            yield line, dict(zip(self.columns, record, strict=True))
+            yield number, dict(zip(self.columns, record, strict=True))
+
+
+def _unreadable(exc: csv.Error) -> str:
+    if "unexpected end of data" in str(exc):
+        return (
+            "a quoted field is not closed on this line (a stray quote, or a line break in a field)"
+        )
+    return f"unreadable CSV line: {exc}"
 
 
 def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:

@@ -181,12 +181,31 @@ def test_it_accepts_columns_in_any_order_and_case() -> None:
     ]
 
 
-def test_it_numbers_lines_as_an_editor_does() -> None:
-    data = b'a,b\n1,"two\nlines"\n\n3,4\n5\n'
+def test_it_numbers_lines_as_grep_does() -> None:
+    data = b"a,b\n1,2\r\n\n3,4\n5\n,\n6,7"
+    assert list(open_table(data, ("a", "b")).rows()) == [
+        (2, {"a": "1", "b": "2"}),
+        (4, {"a": "3", "b": "4"}),
+        (5, {"": "expected 2 fields, found 1"}),
+        (7, {"a": "6", "b": "7"}),
+    ]
+
+
+def test_a_stray_quote_costs_its_own_line_only() -> None:
+    data = b'a,b\n1,"abc\n3,4\n"x"y,5\n6,"7,8"\n'
     rows = list(open_table(data, ("a", "b")).rows())
-    assert rows[0] == (2, {"a": "1", "b": "two\nlines"})
-    assert rows[1] == (5, {"a": "3", "b": "4"})
-    assert rows[2] == (6, {"": "expected 2 fields, found 1"})
+    assert rows[0] == (2, {"": "a quoted field is not closed on this line (a stray quote, "
+                                "or a line break in a field)"})  # fmt: skip
+    assert rows[1] == (3, {"a": "3", "b": "4"})
+    assert rows[2][0] == 4 and "unreadable CSV line" in rows[2][1][""]
+    assert rows[3] == (5, {"a": "6", "b": "7,8"})
+
+
+def test_an_oversized_field_is_one_rejected_line() -> None:
+    data = b"a,b\n1," + b"x" * 200_000 + b"\n3,4\n"
+    rows = list(open_table(data, ("a", "b")).rows())
+    assert rows[0][0] == 2 and "field larger than field limit" in rows[0][1][""]
+    assert rows[1] == (3, {"a": "3", "b": "4"})
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", "\ufeff".encode()])
