@@ -18,6 +18,7 @@ from callflows.model import (
     RaiseFlag,
     Say,
     StoreReading,
+    reason_words,
 )
 from callflows.prompts import gather_for, meter_what, serial_tail
 from callflows.state import CallState, Pending
@@ -131,7 +132,7 @@ def on_value(state: CallState, ctx: Context, value: Decimal, heard: Heard) -> li
     state.pending = _pending(state, ctx, value, verdict, heard)
     state.step, state.attempts, state.bad_input = "confirm", 0, False
     state.entries += 1
-    decision = f"читаем обратно {value}: {state.pending.flag_reason or 'в порядке'}"
+    decision = f"читаем обратно {value}: {reason_words(state.pending.flag_reason)}"
     notes.append(Note("decision", decision, meter.id))
     return [*notes, gather_for(state, ctx.policy, [], full=True)]
 
@@ -213,7 +214,7 @@ def store(state: CallState, ctx: Context) -> list[Action]:
         )
     state.stored += 1
     state.flagged += int(flagged)
-    status = f"на проверку ({pending.flag_reason})" if flagged else "принято"
+    status = f"на проверку ({reason_words(pending.flag_reason)})" if flagged else "принято"
     actions.append(Note("decision", f"подтверждено, сохранено {pending.value}: {status}", meter.id))
     say = Say("stored_flagged" if flagged else "stored")
     return actions + next_meter(state, ctx, [say])

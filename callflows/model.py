@@ -31,6 +31,31 @@ FlagReason = Literal[
 ]
 
 
+# How operators read each reason: the review queue's labels and the call timeline's notes.
+FLAG_REASON_WORDS: dict[str, str] = {
+    "below_previous": "Меньше предыдущего",
+    "anomalous": "Подозрительный расход",
+    "unknown_caller": "Неизвестный номер",
+    "dropped_call": "Звонок прерван",
+    "low_confidence": "Неуверенное распознавание",
+    "meter_overdue": "Просрочена поверка",
+    "meter_inactive": "Счётчик выведен из работы",
+    "no_input": "Нет ввода",
+    "outside_window": "Вне срока приёма",
+    "caller_error": "Ошибки ввода",
+    "system_error": "Сбой системы",
+    "rate_limited": "Слишком много звонков",
+}
+
+
+def reason_words(reason: str | None) -> str:
+    """A flag reason as a lower-case Russian phrase, for timeline notes."""
+    if reason is None:
+        return "в порядке"
+    words = FLAG_REASON_WORDS.get(reason, reason)
+    return words[:1].lower() + words[1:]
+
+
 # --- What the flow knows about accounts and meters (a snapshot taken at identification) ---
 
 

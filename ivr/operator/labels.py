@@ -7,21 +7,9 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from callflows.intake import Verdict
+from callflows.model import FLAG_REASON_WORDS
 
-REASONS: dict[str, str] = {
-    "below_previous": "Меньше предыдущего",
-    "anomalous": "Подозрительный расход",
-    "unknown_caller": "Неизвестный номер",
-    "dropped_call": "Звонок прерван",
-    "low_confidence": "Неуверенное распознавание",
-    "meter_overdue": "Просрочена поверка",
-    "meter_inactive": "Счётчик выведен из работы",
-    "no_input": "Нет ввода",
-    "outside_window": "Вне срока приёма",
-    "caller_error": "Ошибки ввода",
-    "system_error": "Сбой системы",
-    "rate_limited": "Слишком много звонков",
-}
+REASONS: dict[str, str] = FLAG_REASON_WORDS
 
 KINDS = {"hot_water": "Горячая вода", "cold_water": "Холодная вода", "heat": "Отопление"}
 READING_STATUSES = {"accepted": "принято", "flagged": "на проверке", "rejected": "отклонено"}
