@@ -79,8 +79,6 @@ def test_simultaneous_calls_are_recognized_and_stored_with_their_audio(
         assert row.audio_file and row.audio_file.startswith(row.call_sid + "/")
         with wave.open(str(audio_dir / row.audio_file)) as w:
             assert w.getframerate() == 8000 and w.getnframes() > 1600
-    texts = {u.call_sid: u.text for u in rows}
-    assert len(set(texts.values())) == 1  # one shared model, the same audio: the same words
 
 
 def test_a_stream_with_a_forged_token_stores_nothing(
