@@ -45,6 +45,13 @@ class Result:
             confidence = 1.0 if text else 0.0
         return cls(text=text, confidence=confidence, words=words)
 
+    def shifted(self, seconds: float) -> Result:
+        """The same result with word times moved later (a session that started mid-stream)."""
+        if not seconds:
+            return self
+        words = tuple(Word(w.word, w.conf, w.start + seconds, w.end + seconds) for w in self.words)
+        return Result(text=self.text, confidence=self.confidence, words=words)
+
     def words_json(self) -> list[dict[str, Any]]:
         """The words as plain dicts, ready for `json.dumps`."""
         return [

@@ -20,7 +20,11 @@ TELEPHONE_RATE = 8000
 
 
 class VoskServerRecognizer:
-    """One call's recognition session on a vosk-server; audio is sent in ~200 ms batches."""
+    """One call's recognition on a vosk-server; audio is sent in ~200 ms batches.
+
+    vosk-server ends its session after `final()`; more audio afterwards opens a new session,
+    and word times keep counting from the start of the call.
+    """
 
     def __init__(
         self,
@@ -30,17 +34,25 @@ class VoskServerRecognizer:
         batch_seconds: float = 0.2,
         timeout: float = 10.0,
     ) -> None:
-        import websocket
-
         self.sample_rate = sample_rate
-        self._batch = int(sample_rate * batch_seconds) * 2
-        self._buffer = bytearray()
-        self._ws: Any = websocket.create_connection(url, timeout=timeout)
-        config: dict[str, Any] = {"sample_rate": sample_rate, "words": 1}
+        self._url, self._timeout = url, timeout
+        self._config: dict[str, Any] = {"sample_rate": sample_rate, "words": 1}
         if grammar:
             # The server builds KaldiRecognizer(model, rate, phrase_list); it lacks "[unk]".
-            config["phrase_list"] = [*grammar, "[unk]"]
-        self._ws.send(json.dumps({"config": config}, ensure_ascii=False))
+            self._config["phrase_list"] = [*grammar, "[unk]"]
+        self._batch = int(sample_rate * batch_seconds) * 2
+        self._buffer = bytearray()
+        self._ws: Any = None
+        self._offset = 0.0  # seconds of audio in the sessions before this one
+        self._session_bytes = 0
+        self._connect()  # now, so that a pool that is down is noticed when the stream starts
+
+    def _connect(self) -> None:
+        import websocket
+
+        self._ws = websocket.create_connection(self._url, timeout=self._timeout)
+        self._ws.send(json.dumps({"config": self._config}, ensure_ascii=False))
+        self._session_bytes = 0
 
     def accept(self, pcm: bytes) -> Result | None:
         """Buffer PCM; send a batch when full, a Result when the server ended an utterance."""
@@ -50,22 +62,26 @@ class VoskServerRecognizer:
         return self._send_buffer()
 
     def _send_buffer(self) -> Result | None:
+        if self._ws is None:
+            self._connect()
         data, self._buffer = bytes(self._buffer), bytearray()
         self._ws.send_binary(data)
+        self._session_bytes += len(data)
         reply = json.loads(self._ws.recv())
         if "partial" in reply:
             return None
-        result = Result.from_vosk(reply)
+        result = Result.from_vosk(reply).shifted(self._offset)
         return result if result.text else None
 
     def final(self) -> Result:
-        """Send what is buffered and the end-of-stream message; the server's final result.
-
-        vosk-server closes the session after `eof`, so the recognizer is done afterwards.
-        """
+        """Send what is buffered and the end-of-stream message; the server's final result."""
+        if self._ws is None and not self._buffer:
+            return Result(text="", confidence=0.0)
         pending = self._send_buffer() if self._buffer else None
         self._ws.send(EOF_MESSAGE)
-        last = Result.from_vosk(json.loads(self._ws.recv()))
+        last = Result.from_vosk(json.loads(self._ws.recv())).shifted(self._offset)
+        self._offset += self._session_bytes / (2 * self.sample_rate)
+        self.close()
         if pending is not None and last.text:
             return Result(
                 text=f"{pending.text} {last.text}",
@@ -76,7 +92,10 @@ class VoskServerRecognizer:
 
     def close(self) -> None:
         """Close the socket."""
-        try:
-            self._ws.close()
-        except OSError:
-            pass
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close()
+                ws.shutdown()
+            except OSError:
+                pass

@@ -38,6 +38,7 @@ START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its sta
 # Twilio sends audio every 20 ms, silence included; the call simulator sends only speech, and
 # a person typing into `meterline call` may take a while between answers.
 IDLE_TIMEOUT = 120.0
+PAUSE_SECONDS = 0.5  # no frames this long while words may be pending: end the utterance
 _factory_lock = threading.Lock()
 
 
@@ -112,8 +113,14 @@ def media_stream(ws: Server) -> None:
     )
     try:
         while True:
-            timeout = IDLE_TIMEOUT if stream.call_sid else START_TIMEOUT
-            message = ws.receive(timeout=timeout)
+            if stream.pending:
+                message = ws.receive(timeout=PAUSE_SECONDS)
+                if message is None:
+                    if not stream.flush():
+                        break
+                    continue
+            else:
+                message = ws.receive(timeout=IDLE_TIMEOUT if stream.call_sid else START_TIMEOUT)
             if message is None or not stream.handle(message):
                 break
     finally:

@@ -61,6 +61,7 @@ class CallStream:
         self._audio = bytearray()  # telephone PCM since the last utterance, for its WAV
         self._audio_start = 0  # stream position (in samples) of _audio[0]
         self._fed = 0  # samples given to the recognizer so far
+        self.pending = False  # audio fed since the last utterance ended
 
     def handle(self, raw: str | bytes) -> bool:
         """Process one message; False when the stream should be closed."""
@@ -152,6 +153,7 @@ class CallStream:
         self._batch.clear()
         self._fed += len(pcm) // 2
         result = self._recognizer.accept(self._resampler.feed(pcm))
+        self.pending = result is None
         if result is not None:
             self._store(result)
         elif len(self._audio) > MAX_AUDIO_BYTES:
@@ -180,6 +182,32 @@ class CallStream:
         except Exception:
             # The keypad still works: a lost transcript must not end the call's audio stream.
             log.exception("call %s: could not store an utterance", self.call_sid)
+
+    def flush(self) -> bool:
+        """The caller's audio paused (no frames for a while): end the pending utterance now.
+
+        Twilio sends frames all through a call, silence included, so Vosk's own endpointer
+        ends utterances. Senders that go quiet instead (the call simulator, trunks that
+        suppress silence) would leave the last words unheard until the next sound; False
+        when the recognizer failed and the stream should close.
+        """
+        recognizer = self._recognizer
+        if recognizer is None or not (self.pending or self._batch):
+            return True
+        try:
+            if self._batch:
+                self._feed()
+            if self.pending:
+                self.pending = False
+                tail = recognizer.final()
+                if tail.text:
+                    self._store(tail)
+        except Exception:
+            log.exception("call %s: the recognizer failed; stream closed", self.call_sid)
+            self.failed = True
+            self._drop_recognizer()
+            return False
+        return True
 
     def finish(self) -> None:
         """The stream ended: recognize what is pending, store it, release the recognizer."""

@@ -161,3 +161,19 @@ def test_a_call_stream_is_recognized_by_the_server_pool(
     with svc.sessions() as db:
         rows = list(db.scalars(select(Utterance).where(Utterance.seq >= 0)))
     assert rows and all(u.call_sid == sid and u.seq == 2 and u.text for u in rows)
+
+
+def test_after_a_final_result_more_audio_opens_a_new_session_on_the_same_clock(
+    vosk_url: str, tmp_path: Path
+) -> None:
+    audio = telephone_audio(tmp_path)
+    seconds = len(audio) / 16000
+    recognizer = VoskServerRecognizer(vosk_url, grammar=KOREAN_DIGITS)
+    try:
+        first = transcribe(recognizer, audio)
+        second = transcribe(recognizer, audio)
+    finally:
+        recognizer.close()
+    assert first and second
+    assert all(w.end <= seconds + 0.1 for r in first for w in r.words)
+    assert all(w.start >= seconds - 0.1 for r in second for w in r.words)

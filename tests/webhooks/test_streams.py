@@ -8,7 +8,7 @@ import threading
 import time
 import wave
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -320,3 +320,40 @@ def test_a_recognizer_failing_mid_call_closes_the_stream_cleanly(
     messages = twilio_messages(SID, stream_token("test-secret-key", SID), b"\x00" * 8000)
     assert send_raw(ws_url, messages) == 1011
     assert made and made[0].closed
+
+
+def test_when_the_sender_goes_quiet_the_pending_utterance_is_stored_at_once(
+    app: Flask, ws_url: str, call: Call
+) -> None:
+    # The simulator (and trunks that suppress silence) stop sending between answers, so
+    # Vosk's endpointer would wait for sound that never comes; a pause ends the utterance.
+    app.extensions["meterline"].cache[FACTORY_KEY] = lambda: FakeRecognizer(
+        ["сто двадцать три", "да"], utterance_seconds=60
+    )
+    token = stream_token("test-secret-key", SID)
+    first = twilio_messages(SID, token, b"\x00" * 8000, silence_seconds=0)
+    second = twilio_messages(SID, token, b"\x00" * 8000, silence_seconds=0)
+    ws = websocket.create_connection(ws_url, timeout=60)
+    try:
+        for message in first[:-1]:  # connected, start, half a second of audio; no stop
+            ws.send(json.dumps(message))
+        assert wait_for(lambda: [u.text for u in utterances(app)] == ["сто двадцать три"])
+        with app.extensions["meterline"].sessions() as db:
+            db.get_one(Call, call.id).seq = 4
+            db.commit()
+        for message in second[2:-1]:
+            ws.send(json.dumps(message))
+        assert wait_for(lambda: len(utterances(app)) == 2)
+    finally:
+        ws.close()
+        ws.shutdown()
+    assert [(u.seq, u.text) for u in utterances(app)] == [(3, "сто двадцать три"), (4, "да")]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
