@@ -80,9 +80,11 @@ class VoiceService:
         sid = _call_sid(form)
         now = self.clock()
         caller = normalize(form.get("From"), self.settings.city_code)
+        looked = False  # whether the database answered at all before failing
         try:
             with self.sessions() as session:
                 call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+                looked = True
                 if call is not None:  # Twilio retried "a call comes in"
                     return self._replay(session, call, 0)
                 if caller and self._over_limit(session, caller, now):
@@ -101,7 +103,7 @@ class VoiceService:
         except (IntegrityError, OperationalError):
             # The same "a call comes in" twice at once (Twilio retried while we were still
             # answering): the other request created the call. Answer exactly as it did.
-            if not self._call_exists(sid):
+            if not looked or not self._call_exists(sid):
                 raise  # a database failure, not a race
             return self._winner_reply(sid, 0)
 

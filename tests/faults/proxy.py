@@ -1,8 +1,9 @@
 """A TCP proxy on loopback between our server and PostgreSQL that a test can cut and restore.
 
 Cutting closes every open connection and refuses new ones (accepts, then closes at once), as
-PostgreSQL does while it restarts; restoring lets connections through again. The machine's
-shared PostgreSQL server is never touched.
+PostgreSQL does while it restarts; hanging accepts new ones and never answers, as a hung
+server does; restoring lets connections through again. The machine's shared PostgreSQL
+server is never touched.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class CuttableProxy:
         self.port = int(self._listener.getsockname()[1])
         self._up = threading.Event()
         self._up.set()
+        self._hung = False  # while cut: hold new connections open, silent, instead of closing
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
@@ -46,8 +48,14 @@ class CuttableProxy:
         for sock in sockets:
             _close(sock)
 
+    def hang(self) -> None:
+        """Cut, and from now on accept connections but never answer (a hung server)."""
+        self._hung = True
+        self.cut()
+
     def restore(self) -> None:
         """Let connections through again."""
+        self._hung = False
         self._up.set()
 
     def close(self) -> None:
@@ -68,7 +76,11 @@ class CuttableProxy:
             except OSError:
                 return
             if not self._up.is_set():
-                _close(client)
+                if self._hung:
+                    with self._lock:
+                        self._open.add(client)  # closed by the next cut() or close()
+                else:
+                    _close(client)
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)

@@ -6,12 +6,14 @@ behind; and the line works again by itself once the database is back.
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from ivr import create_app
@@ -117,3 +119,25 @@ def test_a_database_restart_between_two_steps_goes_unnoticed(
         assert [
             str(v) for v in conn.scalars(select(Reading.value).where(Reading.source == "ivr"))
         ] == ["112"]  # noqa: E501
+
+
+def test_a_hung_database_with_connect_timeout_gets_an_apology_within_twilios_15_s(
+    proxy: CuttableProxy, database_url: str, app_config: dict[str, str], clean_db: Engine
+) -> None:
+    """A server that accepts connections and never answers. Without libpq's connect_timeout
+    in METERLINE_DATABASE_URL the webhook waits forever (Twilio gives up at 15 s); with it,
+    the caller hears the apology after two tries (the step, then the system_error flag)."""
+    url = (
+        make_url(proxy.url_for(database_url))
+        .update_query_dict({"connect_timeout": "2"})
+        .render_as_string(hide_password=False)
+    )
+    app = create_app(dict(app_config, METERLINE_DATABASE_URL=url))
+    try:
+        proxy.hang()
+        started = time.monotonic()
+        root = TwilioClient(app.test_client(), TEST_TOKEN).start()
+        assert _is_apology(root) and time.monotonic() - started < 8  # two tries of 2 s
+    finally:
+        proxy.restore()
+        app.extensions["meterline"].engine.dispose()
