@@ -19,6 +19,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if "connect_timeout" not in url:
+        # Twilio gives up on a webhook after 15 s; without this a database that accepts no
+        # connections holds a request for minutes instead of failing to an apology.
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

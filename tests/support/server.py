@@ -6,10 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import requests
 
@@ -78,15 +80,17 @@ def running_server(
     """Start `meterline serve` and wait until it answers; stop it afterwards."""
     port = free_port()
     env = server_env(database_url, port, extra)
+    # The server's log goes to a file: a pipe nobody reads blocks the server at 64 KiB.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process)
+        _wait_until_up(url, process, log)
         yield Server(url=url, env=env, process=process)
     finally:
         process.terminate()
@@ -95,15 +99,15 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr:
-            process.stderr.close()
+        log.close()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
+            log.seek(0)
+            err = log.read().decode(errors="replace")
             raise RuntimeError(f"server exited with {process.returncode}:\n{err}")
         try:
             requests.get(url + "/voice/status", timeout=1)
