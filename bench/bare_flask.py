@@ -16,6 +16,8 @@ from flask import Flask, Response, request
 from gunicorn.app.base import BaseApplication
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.commands.serve import gunicorn_options
+
 # About the size of our own prompts: a Say of ~150 Cyrillic letters inside a Gather.
 PROMPT = (
     "Счётчик номер один: горячая вода. Заводской номер оканчивается на 5678. "
@@ -65,22 +67,6 @@ def create_bare_app(public_url: str, steps: int = 4) -> Flask:
         return Response("", status=200)
 
     return app
-
-
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
-    """The options `meterline serve` passes to gunicorn (ivr/commands/serve.py), bind aside."""
-    return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "info",
-    }
 
 
 class BareServer(BaseApplication):

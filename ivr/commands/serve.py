@@ -12,6 +12,23 @@ from gunicorn.app.base import BaseApplication
 from ivr.services import services
 
 
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """What `meterline serve` runs gunicorn with (the load benchmark's ceiling uses it too)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        # Twilio gives up after 15 s in all; a request this slow is already lost.
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+    }
+
+
 class MeterlineServer(BaseApplication):
     """Gunicorn running `create_app()` in each worker (no preloading: one engine per worker)."""
 
@@ -51,17 +68,4 @@ def serve_command(host: str, port: int, workers: int, threads: int) -> None:
             "METERLINE_SECRET_KEY is not set: each worker would sign operator sessions with "
             "its own random key. Set it to a long random string."
         )
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        # Twilio gives up after 15 s in all; a request this slow is already lost.
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "info",
-    }
-    MeterlineServer(options).run()
+    MeterlineServer(gunicorn_options(host, port, workers, threads)).run()
