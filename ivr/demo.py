@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from ivr.demo_data import DEMO_ACCOUNTS, demo_phones, load_demo
 from ivr.services import services
 from ivr.simulator.phone import SimulatedCall, scripted
+from ivr.streams import warm_up
 from storage.migrate import upgrade
 
 DEMO_ENV = "demo.env"
@@ -74,6 +75,7 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
         # So that 0 shows a transfer: the modelled line's own operators' number.
         overrides["METERLINE_OPERATOR_NUMBER"] = "+78172597904"
     app = create_app(overrides)
+    warm_up(app)
     upgrade(app.extensions["meterline"].settings.database_url)
     with app.app_context():
         added = load_demo(services().sessions())

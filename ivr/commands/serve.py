@@ -42,8 +42,11 @@ class MeterlineServer(BaseApplication):
 
     def load(self) -> Any:
         from ivr import create_app
+        from ivr.streams import warm_up
 
-        return create_app()
+        app = create_app()
+        warm_up(app)  # the speech model, if any, loads while the worker waits for calls
+        return app
 
 
 @click.command("serve")

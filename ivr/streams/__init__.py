@@ -29,17 +29,20 @@ __all__ = [
     "register",
     "speech_enabled",
     "stream_token",
+    "warm_up",
 ]
 
 log = logging.getLogger("meterline.streams")
 STREAM_PATH = "/voice/stream"
 FACTORY_KEY = "speech.recognizer_factory"
+WARM_UP_KEY = "speech.warm_up_started"
 START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its start
 # Twilio sends audio every 20 ms, silence included; the call simulator sends only speech, and
 # a person typing into `meterline call` may take a while between answers.
 IDLE_TIMEOUT = 120.0
 PAUSE_SECONDS = 0.5  # no frames this long while words may be pending: end the utterance
 _factory_lock = threading.Lock()
+_warm_up_lock = threading.Lock()
 
 
 def speech_enabled(settings: Settings) -> bool:
@@ -75,27 +78,37 @@ def _warm_up_on_first_request(app: Flask) -> None:
     """Load the model and check its vocabulary when the app serves its first request.
 
     Not in `create_app`: every CLI command builds the app and should not pay 1–2 s and
-    half a gigabyte for a model it will not use. The first call's webhook comes before its
-    stream does, so the model is usually ready when the audio arrives.
+    half a gigabyte for a model it will not use. Servers start it earlier (`warm_up`).
     """
-    started = threading.Event()
-    svc: Services = app.extensions["meterline"]
 
-    def warm_up() -> None:
+    @app.before_request
+    def start_warm_up() -> None:
+        warm_up(app)
+
+
+def warm_up(app: Flask) -> None:
+    """Start loading the recognizer in the background, once per process (no-op without one).
+
+    `meterline serve` calls it as each worker starts: a model loaded on the first call's
+    request is not ready when that call's audio arrives a second later, and the call would
+    miss the invitation to speak.
+    """
+    svc: Services = app.extensions["meterline"]
+    if svc.cache.get(WARM_UP_KEY) or not speech_enabled(svc.settings):
+        return  # every request passes here: no lock on the way
+    # Not _factory_lock: the model load holds that for seconds, and requests must not wait.
+    with _warm_up_lock:
+        if svc.cache.get(WARM_UP_KEY):
+            return
+        svc.cache[WARM_UP_KEY] = True
+
+    def load() -> None:
         try:
             recognizer_for(svc)
         except Exception:
             log.exception("the speech recognizer could not be prepared; calls go by keypad")
 
-    @app.before_request
-    def start_warm_up() -> None:
-        if started.is_set():
-            return
-        with _factory_lock:
-            if started.is_set():
-                return
-            started.set()
-        threading.Thread(target=warm_up, name="speech-warm-up", daemon=True).start()
+    threading.Thread(target=load, name="speech-warm-up", daemon=True).start()
 
 
 def media_stream(ws: Server) -> None:
