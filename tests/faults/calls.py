@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,48 +18,18 @@ from ivr.simulator.phone import CallError, SimulatedCall, scripted
 from storage.models import Call, CallReply, Meter, Phone, Reading
 from tests.conftest import TEST_TOKEN
 from tests.support.data import add_account, add_meter
-from tests.support.server import Server, free_port, server_env
+from tests.support.server import Server, running_server
 
 STORED = "Показание принято"
 APOLOGY = "техническая ошибка"
 KEYS = "112# 1 113# 1"  # hot water, then cold water: value and confirmation each
 
 
-@contextmanager
 def serving(
     database_url: str, log: Path, workers: int = 2, extra: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """`meterline serve` logging to a file: a fault makes it log many tracebacks, and a pipe
-    nobody reads would fill up and block the workers."""
-    port = free_port()
-    env = server_env(database_url, port, extra)
-    argv = [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_up(url, process, log)
-            yield Server(url=url, env=env, process=process)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            requests.get(url + "/voice/status", timeout=1).close()
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start in 30 s")
+) -> AbstractContextManager[Server]:
+    """`meterline serve` logging to `log`, which fault tests read for tracebacks."""
+    return running_server(database_url, extra=extra, workers=workers, log_path=log)
 
 
 def caller_number(n: int) -> str:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import requests
@@ -75,18 +76,24 @@ def server_env(
 
 @contextmanager
 def running_server(
-    database_url: str, extra: Mapping[str, str] | None = None, workers: int = 2
+    database_url: str,
+    extra: Mapping[str, str] | None = None,
+    workers: int = 2,
+    log_path: Path | None = None,
 ) -> Iterator[Server]:
-    """Start `meterline serve` and wait until it answers; stop it afterwards."""
+    """Start `meterline serve` and wait until it answers; stop it afterwards.
+
+    Its log goes to a file (`log_path`, for tests that read it, else a temporary one): a
+    pipe nobody reads would block the server once a fault has logged 64 KiB of tracebacks.
+    """
     port = free_port()
     env = server_env(database_url, port, extra)
-    # The server's log goes to a file: a pipe nobody reads blocks the server at 64 KiB.
-    log = tempfile.TemporaryFile()
+    log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -107,7 +114,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.seek(0)
-            err = log.read().decode(errors="replace")
+            err = log.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"server exited with {process.returncode}:\n{err}")
         try:
             requests.get(url + "/voice/status", timeout=1)
