@@ -25,14 +25,16 @@ from callflows.state import CallState
 from ivr.config import Settings
 from ivr.phones import mask, normalize
 from ivr.prompts import Catalogue
+from ivr.voice.backend import Renderer
 from ivr.voice.directory import SqlDirectory
 from ivr.voice.effects import StepInfo, apply_effects
-from ivr.voice.twiml import StreamTarget, apology, connect_stream, render
+from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
 from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
 
 log = logging.getLogger(__name__)
 
-CALL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+# Twilio's CallSid, or an Asterisk channel's uniqueid ("1733050000.42", "host-1733050000.42").
+CALL_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
 DIGITS = re.compile(r"[0-9*#]{1,40}")
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 # The state of a call whose audio stream is connecting; the flow starts at the next step.
@@ -59,6 +61,7 @@ class VoiceService:
         speech: Callable[[Session, str, int, datetime], Event | None] | None = None,
         stream: Callable[[str], StreamTarget | None] | None = None,
         stream_connected: Callable[[str], bool] | None = None,
+        renderer: Renderer | None = None,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -67,6 +70,8 @@ class VoiceService:
         self.speech = speech  # turns a step's recognized utterance into an event
         self.stream = stream  # where (and with which token) to stream a call's audio
         self.stream_connected = stream_connected  # whether a call's audio reached us
+        # The back end's reply format: TwiML unless told otherwise (Asterisk passes its own).
+        self.renderer: Renderer = renderer or TwimlRenderer(catalogue)
 
     def policy(self, call: Call) -> Policy:
         """The flow's policy for a call: speech only if its audio stream really connected."""
@@ -174,7 +179,7 @@ class VoiceService:
                 session.commit()
         except Exception:  # the database itself may be what failed
             log.exception("could not record a system_error flag")
-        return apology(self.catalogue)
+        return self.renderer.apology()
 
     # --- internals ---
 
@@ -204,7 +209,7 @@ class VoiceService:
     ) -> str:
         seq = call.seq
         new_state, actions = advance(state, event, *self._deps(session, call))
-        rendered = render(actions, self.catalogue, step_url(seq + 1))
+        rendered = self.renderer.render(actions, step_url(seq + 1))
         claimed = session.execute(
             update(Call)
             .where(Call.id == call.id, Call.seq == seq)
@@ -219,8 +224,8 @@ class VoiceService:
         )
         for text in rendered.spoken:
             session.add(CallEvent(call_id=call.id, seq=seq, kind="prompt", text=text))
-        session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.twiml))
-        return rendered.twiml
+        session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.reply))
+        return rendered.reply
 
     def _event(
         self, session: Session, form: Mapping[str, str], call: Call, seq: int, now: datetime
@@ -280,7 +285,7 @@ class VoiceService:
         session.add(call)
         session.flush()
         session.add(Flag(reason="rate_limited", call_id=call.id, detail="calls per hour exceeded"))
-        twiml = apology(self.catalogue, prompt="rate_limited")
+        twiml = self.renderer.apology(prompt="rate_limited")
         session.add(CallReply(call_id=call.id, seq=0, twiml=twiml))
         session.commit()
         log.warning("rate limit: call %s from %s refused", sid, mask(caller))

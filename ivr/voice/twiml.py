@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows.model import Action, Gather, Hangup, Say, Transfer
 from ivr.prompts import Catalogue
-
-
-@dataclass
-class Rendered:
-    """TwiML plus the words it speaks, for the call's timeline."""
-
-    twiml: str
-    spoken: list[str] = field(default_factory=list)
+from ivr.voice.backend import Rendered
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,7 @@ def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Render
             response.dial(action.number, timeout=30)
         elif isinstance(action, Hangup):
             response.hangup()
-    return Rendered(twiml=str(response), spoken=spoken)
+    return Rendered(reply=str(response), spoken=spoken)
 
 
 # Said if even the catalogue fails us: an apology must never itself fail.
@@ -93,3 +86,18 @@ def apology(catalogue: Catalogue, prompt: str = "system_error") -> str:
         response.say(LAST_RESORT, language="ru-RU")
         response.hangup()
         return str(response)
+
+
+class TwimlRenderer:
+    """The Twilio back end's renderer: TwiML whose Gathers post to the next step's URL."""
+
+    def __init__(self, catalogue: Catalogue):
+        self.catalogue = catalogue
+
+    def render(self, actions: list[Action], next_step: str) -> Rendered:
+        """TwiML for the actions."""
+        return render(actions, self.catalogue, next_step)
+
+    def apology(self, prompt: str = "system_error") -> str:
+        """A spoken apology (or other parting prompt) and a hang-up, as TwiML."""
+        return apology(self.catalogue, prompt=prompt)
