@@ -21,6 +21,7 @@ class ExportedReading(NamedTuple):
     taken_at: datetime
     source: str
     call_sid: str | None
+    decimal_digits: int
 
 
 def period_readings(
@@ -33,7 +34,7 @@ def period_readings(
     stmt = (
         select(
             Account.number, Meter.serial, Meter.kind, Reading.value, Reading.taken_at,
-            Reading.source, Call.call_sid,
+            Reading.source, Call.call_sid, Meter.decimal_digits,
         )
         .join(Meter, Reading.meter_id == Meter.id)
         .join(Account, Meter.account_id == Account.id)

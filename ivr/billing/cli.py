@@ -7,15 +7,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 import click
 from flask.cli import with_appcontext
 
 from ivr.billing import meters_import, readings_import
 from ivr.billing.csvin import ENCODINGS, HeaderError, Table, open_table
-from ivr.billing.export import valid_period, write_readings
+from ivr.billing.export import valid_period, write_csv, write_excel_csv
 from ivr.billing.report import Report
+from ivr.billing.xlsx import write_xlsx
 from ivr.services import services
 from storage.exports import period_readings
 
@@ -104,7 +105,7 @@ def _finish(report: Report, dry_run: bool) -> None:
 
 @click.group("export")
 def export_group() -> None:
-    """Hand readings to the billing centre as CSV."""
+    """Hand readings to the billing centre as CSV or xlsx."""
 
 
 def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -113,43 +114,66 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+FORMATS = {"csv": write_csv, "excel": write_excel_csv, "xlsx": write_xlsx}
+
+
+def _format(fmt: str | None, excel: bool, output: Path | None) -> str:
+    if excel and fmt not in (None, "excel"):
+        raise click.UsageError("--excel is --format excel: give one of them")
+    if excel:
+        return "excel"
+    if fmt is None:
+        # `-o readings.xlsx` with CSV inside would be a trap: the name decides.
+        return "xlsx" if output is not None and output.suffix.lower() == ".xlsx" else "csv"
+    return fmt
+
+
 @export_group.command("readings")
 @click.option("--period", required=True, callback=_period, help="The month, YYYY-MM.")
 @click.option("--supplier", default=None, help="Only meters of this supplier.")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
 )
-@click.option("--excel", is_flag=True, help="`;` delimiter and a UTF-8 BOM, for Excel.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default=None,
+    help="csv: for machines (default; xlsx when -o ends in .xlsx); excel: CSV for Russian "
+    "Excel (`;`, BOM, decimal comma); xlsx: an Excel workbook with typed cells.",
+)
+@click.option("--excel", is_flag=True, help="The same as --format excel.")
 @with_appcontext
 def export_readings_command(
-    period: str, supplier: str | None, output: Path | None, excel: bool
+    period: str, supplier: str | None, output: Path | None, fmt: str | None, excel: bool
 ) -> None:
-    """Accepted readings of a period as CSV (see docs/formats.md)."""
+    """Accepted readings of a period as CSV or xlsx (see docs/formats.md)."""
+    chosen = _format(fmt, excel, output)
+    write = FORMATS[chosen]
+    stdout = click.get_binary_stream("stdout")
+    if output is None and chosen == "xlsx" and stdout.isatty():
+        raise click.UsageError("an xlsx workbook is binary: write it to a file with -o FILE.xlsx")
     svc = services()
-    delimiter = ";" if excel else ","
+    tz = svc.settings.timezone
     with svc.sessions() as session:
         readings = period_readings(session, period, supplier)
         if output is None:
-            if excel:
-                sys.stdout.write("\ufeff")
-            count = write_readings(sys.stdout, readings, svc.settings.timezone, delimiter)
+            count = write(stdout, readings, tz)
+            stdout.flush()
         else:
-            tz = svc.settings.timezone
-            count = _write_file(
-                output, excel, lambda out: write_readings(out, readings, tz, delimiter)
-            )
+            count = _write_file(output, lambda out: write(out, readings, tz))
     target = output or "stdout"
     click.echo(f"exported {count} readings of {period} to {target}", err=True)
 
 
-def _write_file(path: Path, bom: bool, write: Callable[[TextIO], int]) -> int:
+def _write_file(path: Path, write: Callable[[BinaryIO], int]) -> int:
     """Write through a temporary file renamed at the end: never a half-written export."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as out:
+        with os.fdopen(fd, "wb") as out:
             count = write(out)
         os.replace(tmp, path)
     except BaseException:
