@@ -1,21 +1,35 @@
-"""How much the line holds: N simultaneous simulated calls against `meterline serve`.
+"""How much the line holds, against its ceiling, measured side by side in one run.
 
-Each call is a signed, Twilio-like phone (`ivr.simulator.phone.SimulatedCall`) from a caller
-whose number is bound to one account with `--meters` meters: it keys a value and confirms it
-for every meter, then the status callback. The same client pattern is then run against a bare
-Flask app returning a fixed TwiML document under the same gunicorn settings (the ceiling).
+Each target runs on its own gunicorn server tree, all with the same options: bare Flask
+answering fixed TwiML (`bench/bare_flask.py`, the ceiling), then `meterline serve` on SQLite
+and on PostgreSQL. Each call is a caller whose number is bound to one account with `--meters`
+meters: it keys a value and confirms it for every meter, then the status callback. Per target:
 
-    python bench/load.py                                  # SQLite and PostgreSQL, 200 calls
-    python bench/load.py --database sqlite --calls 400 --concurrency 200 --pause 0
-    python bench/load.py --pause 2 --workers 4 --threads 8
+1. saturation: `--calls` calls, `--concurrency` at once, no pause. Throughput, webhook latency,
+   and CPU per webhook of the client, the server (master + workers) and PostgreSQL's backends.
+   The server's CPU per webhook over bare Flask's is the headline: it does not depend on the
+   client. Throughput is compared with the bare ceiling of the same run.
+2. think time: `--pause-calls` calls at once, each "listening" `--pause` s to every prompt
+   (starts spread over 4 x pause): webhook latency p99.
+3. PostgreSQL only, afterwards: round trips and statements per webhook, counted on the wire by
+   a proxy (`bench/pg_count.py`) over `--count-calls` calls placed one at a time against a
+   1-worker, 1-thread server (the count does not depend on the load).
+
+The default client (`bench/webhook_client.py`) signs every request before the clock starts
+and runs as `--processes` forked processes writing raw sockets, each webhook on a new
+connection as Twilio's come (`--keep-alive` reuses one per call); its CPU per webhook is
+printed beside the server's. `--client phone` uses the full simulated phone instead
+(`ivr.simulator.phone.SimulatedCall`: requests + XML parsing, threads in this process).
+
+    python bench/load.py                         # everything, SQLite and PostgreSQL
+    python bench/load.py --database postgresql --pause-calls 0
+    python bench/load.py --calls 600 --processes 4 --workers 4 --threads 8
 
 PostgreSQL runs in its own database, emptied by the script (its name must end in "load"):
     createdb -h 127.0.0.1 -U postgres meterline_load
 
-Printed per target: completed calls per minute, webhook latency p50/p95/p99 (every HTTP
-request of a call, status callback included), errors, and readings stored vs expected
-(counted in the database afterwards: exactly one per call and meter, no duplicates).
-The client runs in this process (threads) and competes with the server for the CPUs.
+Readings stored are counted in the database afterwards: exactly one per call and meter, none
+twice, none that a caller heard accepted missing.
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import pg_count, webhook_client  # noqa: E402
 from ivr.simulator.phone import CallError, SimulatedCall, scripted  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -80,6 +95,11 @@ class Figures:
     def per_minute(self) -> float:
         """Completed calls per minute."""
         return self.completed / self.seconds * 60 if self.seconds else 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Webhooks answered per second."""
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
         """The p-th percentile of webhook latency, in milliseconds."""
@@ -319,26 +339,32 @@ def one_call(
     return transcript.latencies, confirmed, error
 
 
-def drive(
-    label: str, server: Server, callers: Iterator[str], calls: int, opts: argparse.Namespace
-) -> Figures:
-    """Run `calls` calls, at most `concurrency` at once; gather the figures."""
-    figures = Figures(label=label, calls=calls)
-    lock = threading.Lock()
-    answers = keys(opts.meters)
-    numbers = [next(callers) for _ in range(calls)]
+@dataclass
+class Load:
+    """One phase: how many calls, how many at once, pause per prompt, starts spread over."""
 
+    calls: int
+    concurrency: int
+    pause: float
+    ramp: float
+
+
+def drive_phone(label: str, server: Server, numbers: list[str], load: Load, meters: int) -> Figures:
+    """The full simulated phone, from threads in this process."""
+    figures = Figures(label=label, calls=load.calls)
+    lock = threading.Lock()
+    answers = keys(meters)
     live = [0]
     started = time.perf_counter()
 
     def run(indexed: tuple[int, str]) -> None:
         index, caller = indexed
-        # Real calls do not all ring in the same millisecond: starts spread over --ramp.
-        time.sleep(max(0.0, started + opts.ramp * index / calls - time.perf_counter()))
+        # Real calls do not all ring in the same millisecond: starts spread over the ramp.
+        time.sleep(max(0.0, started + load.ramp * index / load.calls - time.perf_counter()))
         with lock:
             live[0] += 1
             figures.peak_live = max(figures.peak_live, live[0])
-        latencies, confirmed, error = one_call(server.url, caller, opts.pause, answers)
+        latencies, confirmed, error = one_call(server.url, caller, load.pause, answers)
         with lock:
             live[0] -= 1
             figures.confirmed += confirmed
@@ -351,7 +377,7 @@ def drive(
                 figures.completed += 1
 
     before = cpu_snapshot(server.process.pid, server.database)
-    with ThreadPoolExecutor(max_workers=opts.concurrency) as pool:
+    with ThreadPoolExecutor(max_workers=load.concurrency) as pool:
         list(pool.map(run, enumerate(numbers)))
     figures.seconds = time.perf_counter() - started
     after = cpu_snapshot(server.process.pid, server.database)
@@ -359,12 +385,58 @@ def drive(
     return figures
 
 
-def warm_up(server: Server, callers: Iterator[str], opts: argparse.Namespace) -> None:
-    """A few calls first, so every worker has built its app and pool before we measure."""
-    warm = argparse.Namespace(
-        **{**vars(opts), "concurrency": opts.workers * 2, "pause": 0, "ramp": 0}
-    )
-    drive("warm-up", server, callers, opts.workers * 4, warm)
+def drive_raw(
+    label: str, server: Server, numbers: list[str], load: Load, opts: argparse.Namespace
+) -> Figures:
+    """Prebuilt signed requests over raw sockets, from `--processes` processes."""
+    host = server.url.removeprefix("http://")
+    address = (host.split(":")[0], int(host.split(":")[1]))
+    keep_alive = opts.keep_alive and not load.pause
+    scripts = [
+        webhook_client.call_script(server.url, host, TOKEN, number, opts.meters, keep_alive)
+        for number in numbers
+    ]
+    plan = webhook_client.Plan(address, opts.processes, load.concurrency, load.pause,
+                               load.ramp, keep_alive)  # fmt: skip
+    before = cpu_snapshot(server.process.pid, server.database)
+    result, started, ended = webhook_client.run(scripts, plan)
+    after = cpu_snapshot(server.process.pid, server.database)
+    figures = Figures(label=label, calls=load.calls, peak_live=load.concurrency)
+    figures.cpu = {k: after[k] - before[k] for k in after}
+    figures.cpu["client"] = result.cpu
+    figures.seconds = ended - started
+    figures.latencies = result.latencies
+    figures.errors = result.errors
+    figures.completed, figures.confirmed = result.completed, result.confirmed
+    figures.apologies = result.apologies
+    return figures
+
+
+def drive(
+    label: str, server: Server, callers: Iterator[str], load: Load, opts: argparse.Namespace
+) -> Figures:
+    """Run one phase with the chosen client; gather the figures."""
+    numbers = [next(callers) for _ in range(load.calls)]
+    if opts.client == "phone":
+        return drive_phone(label, server, numbers, load, opts.meters)
+    return drive_raw(label, server, numbers, load, opts)
+
+
+def phases(opts: argparse.Namespace) -> list[tuple[str, Load]]:
+    """Warm-up, saturation and (unless --pause-calls 0) think time."""
+    warm = Load(opts.workers * 4, opts.workers * 2, 0.0, 0.0)
+    runs = [("warm-up", warm), ("saturation", Load(opts.calls, opts.concurrency, 0.0, 0.0))]
+    if opts.pause_calls:
+        runs.append(
+            (f"{opts.pause:g} s pauses",
+             Load(opts.pause_calls, opts.pause_calls, opts.pause, opts.pause * 4))
+        )  # fmt: skip
+    return runs
+
+
+def calls_needed(opts: argparse.Namespace) -> int:
+    """Callers (accounts) every phase together needs."""
+    return sum(load.calls for _, load in phases(opts))
 
 
 # --- the report ---
@@ -377,10 +449,11 @@ def report(figures: Figures) -> None:
     lines = [
         f"\n== {figures.label}",
         f"  calls: {figures.calls}, completed: {figures.completed} in {figures.seconds:.1f} s"
-        f" -> {figures.per_minute:.0f} calls/min; at most {figures.peak_live} at once",
+        f" -> {figures.per_minute:.0f} calls/min, {figures.per_second:.0f} webhooks/s;"
+        f" at most {figures.peak_live} at once",
         f"  webhook latency ms: p50 {pct(50):.1f}  p95 {pct(95):.1f}  p99 {pct(99):.1f}"
         f"  max {pct(100):.1f}  ({len(figures.latencies)} requests)",
-        "  CPU ms per request: "
+        "  CPU ms per webhook: "
         + ", ".join(f"{k} {v / done * 1000:.2f}" for k, v in figures.cpu.items()),
         f"  errors: {len(figures.errors)} client, {figures.apologies} apologies, "
         f"{figures.server_errors} server tracebacks",
@@ -394,35 +467,107 @@ def report(figures: Figures) -> None:
             f"({figures.confirmed} confirmed to callers, {lost} of them lost), "
             f"{figures.duplicates} duplicated -> {'OK' if ok else 'MISMATCH'}"
         )
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
-def run_database(name: str, url: str, opts: argparse.Namespace, workdir: Path) -> Figures:
-    """Seed, serve, warm up, load, count."""
-    engine = prepare(url)
-    total = opts.calls + opts.workers * 4
-    seed(engine, total, opts.meters)
-    numbers = (caller_number(n) for n in range(total))
-    server = our_server(url, opts, workdir)
+def cpu_per_webhook(figures: Figures, who: str = "server") -> float:
+    """Milliseconds of `who`'s CPU per webhook."""
+    return figures.cpu.get(who, 0.0) / max(1, len(figures.latencies)) * 1000
+
+
+def summary(results: dict[str, dict[str, Figures]], trips: tuple[float, float] | None) -> None:
+    """The targets' figures side by side, as ratios of the bare ceiling of this run."""
+    bare = results.get("bare Flask", {}).get("saturation")
+    print("\n== summary (ratios to bare Flask in this run)")
+    print(f"  {'target':<12} {'server CPU/webhook':>19} {'x bare':>7} {'+PG CPU':>8} "
+          f"{'webhooks/s':>11} {'x bare':>7} {'client CPU':>11} {'p99 paused':>11}")  # fmt: skip
+    for name, by_phase in results.items():
+        sat = by_phase["saturation"]
+        cpu = cpu_per_webhook(sat)
+        rate = sat.per_second
+        paused = next((f for phase, f in by_phase.items() if phase.endswith("pauses")), None)
+        ratio = cpu / cpu_per_webhook(bare) if bare else float("nan")
+        bare_rate = bare.per_second if bare else float("nan")
+        pg = f"{cpu_per_webhook(sat, 'postgres'):.2f} ms" if "postgres" in sat.cpu else "-"
+        p99 = f"{paused.percentile(99):.1f} ms" if paused else "-"
+        client = cpu_per_webhook(sat, "client")
+        print(f"  {name:<12} {cpu:>16.2f} ms {ratio:>7.2f} {pg:>8} {rate:>11.0f} "
+              f"{rate / bare_rate:>7.2f} {client:>8.2f} ms {p99:>11}")  # fmt: skip
+    if trips is not None:
+        print(f"  PostgreSQL round trips per webhook: {trips[0]:.2f}; "
+              f"statements per webhook: {trips[1]:.2f}")  # fmt: skip
+
+
+def run_target(
+    name: str, url: str | None, opts: argparse.Namespace, workdir: Path
+) -> dict[str, Figures]:
+    """Serve one target, run every phase against it, count what was stored."""
+    engine: Engine | None = None
+    if url is None:
+        server = bare_server(opts, workdir)
+        callers: Iterator[str] = (f"+7000{secrets.randbelow(10**7):07d}" for _ in iter(int, 1))
+    else:
+        engine = prepare(url)
+        seed(engine, calls_needed(opts), opts.meters)
+        callers = (caller_number(n) for n in range(calls_needed(opts)))
+        server = our_server(url, opts, workdir)
+    label = "bare Flask" if url is None else f"meterline on {name}"
+    results: dict[str, Figures] = {}
     try:
-        warm_up(server, numbers, opts)
-        warmed, _ = count_stored(engine)
-        figures = drive(f"meterline on {name}", server, numbers, opts.calls, opts)
+        for phase, load in phases(opts):
+            stored_before = count_stored(engine)[0] if engine is not None else 0
+            figures = drive(f"{label}: {phase}", server, callers, load, opts)
+            if engine is not None and phase != "warm-up":
+                stored, figures.duplicates = count_stored(engine)
+                figures.stored = stored - stored_before
+                figures.expected = load.calls * opts.meters
+            if phase != "warm-up":
+                results[phase] = figures
     finally:
         tracebacks = server.stop()
-    figures.server_errors = tracebacks
-    stored, duplicates = count_stored(engine)
-    figures.stored, figures.duplicates = stored - warmed, duplicates
-    figures.expected = opts.calls * opts.meters
+        if engine is not None:
+            engine.dispose()
+    for figures in results.values():
+        figures.server_errors = tracebacks
+        report(figures)
+    return results
+
+
+def count_round_trips(url: str, opts: argparse.Namespace, workdir: Path) -> tuple[float, float]:
+    """(round trips, statements) per webhook on PostgreSQL, calls placed one at a time."""
+    target = make_url(url)
+    proxy = pg_count.CountingProxy((target.host or "127.0.0.1", target.port or 5432))
+    engine = prepare(url)
+    seed(engine, opts.count_calls + 2, opts.meters)
     engine.dispose()
-    return figures
+    callers = (caller_number(n) for n in range(opts.count_calls + 2))
+    single = argparse.Namespace(**{**vars(opts), "workers": 1, "threads": 1, "processes": 1})
+    server = our_server(proxy.url_for(url), single, workdir)
+    try:
+        drive("round trips: warm-up", server, callers, Load(2, 1, 0.0, 0.0), single)
+        proxy.reset()
+        load = Load(opts.count_calls, 1, 0.0, 0.0)
+        figures = drive("round trips", server, callers, load, single)
+        turns, statements = proxy.turns, proxy.statements
+    finally:
+        server.stop()
+        proxy.close()
+    webhooks = max(1, len(figures.latencies))
+    print(f"\n== PostgreSQL on the wire: {opts.count_calls} calls one at a time, {webhooks} "
+          f"webhooks ({figures.completed} completed, {len(figures.errors)} errors)\n"
+          f"  round trips per webhook: {turns / webhooks:.2f} ({turns} in all); statements "
+          f"per webhook: {statements / webhooks:.2f} ({statements}); per call: "
+          f"{turns / max(1, opts.count_calls):.1f} round trips", flush=True)  # fmt: skip
+    return turns / webhooks, statements / webhooks
 
 
 def machine() -> str:
     """nproc, RAM, Python and the PostgreSQL server's version if reachable."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()
     return (f"{os.cpu_count()} CPUs, {ram:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")  # fmt: skip
+            f"{platform.system()} {platform.release()}; load average {load[0]:.2f} "
+            "(other processes share these CPUs)")  # fmt: skip
 
 
 def main() -> None:
@@ -432,48 +577,49 @@ def main() -> None:
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="database name must end in 'load'")
-    parser.add_argument("--calls", type=int, default=200, help="calls to place (default 200)")
+    parser.add_argument("--calls", type=int, default=400, help="calls at saturation (400)")
     parser.add_argument("--concurrency", type=int, default=200, help="calls at once (200)")
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds per prompt (0)")
-    parser.add_argument(
-        "--ramp", type=float, default=None, help="seconds over which calls start (4 x pause)"
-    )
+    parser.add_argument("--pause-calls", type=int, default=200,
+                        help="calls at once with pauses (200; 0 skips the phase)")  # fmt: skip
+    parser.add_argument("--pause", type=float, default=2.0, help="seconds per prompt (2)")
+    parser.add_argument("--count-calls", type=int, default=10,
+                        help="calls for the PostgreSQL round-trip count (10; 0 skips)")  # fmt: skip
     parser.add_argument("--meters", type=int, default=2, help="meters per account (2)")
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--client", choices=["raw", "phone"], default="raw")
+    parser.add_argument("--processes", type=int, default=webhook_client.default_processes(),
+                        help="client processes for --client raw (one per core)")  # fmt: skip
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="a connection per call, not per webhook")  # fmt: skip
     parser.add_argument("--no-bare", action="store_true", help="skip the bare-Flask ceiling")
     opts = parser.parse_args()
-    if opts.ramp is None:
-        opts.ramp = opts.pause * 4
     if not 1 <= opts.calls <= 5000 or not 1 <= opts.concurrency <= 1000:
         sys.exit("--calls must be 1..5000 and --concurrency 1..1000")
+    if not 0 <= opts.pause_calls <= 1000:
+        sys.exit("--pause-calls must be 0..1000")
     if not (make_url(opts.pg_url).database or "").endswith("load"):
         sys.exit("refusing to empty a database whose name does not end in 'load'")
 
     workdir = Path(tempfile.mkdtemp(prefix="meterline-load-"))
     print(f"machine: {machine()}")
-    print(f"load: {opts.calls} calls, {opts.concurrency} at once, {opts.meters} meters each, "
-          f"pause {opts.pause} s, starts over {opts.ramp} s; gunicorn gthread "
-          f"{opts.workers} workers x {opts.threads} threads; logs in {workdir}")  # fmt: skip
-    results: list[Figures] = []
-    bare: Figures | None = None
+    print(f"load: saturation {opts.calls} calls, {opts.concurrency} at once; then "
+          f"{opts.pause_calls} at once with {opts.pause} s pauses; {opts.meters} meters each; "
+          f"gunicorn gthread {opts.workers} workers x {opts.threads} threads; client "
+          f"{opts.client}" + (f" x {opts.processes} processes" if opts.client == "raw" else "")
+          + (", keep-alive" if opts.keep_alive else ", a connection per webhook")
+          + f"; logs in {workdir}", flush=True)  # fmt: skip
+    results: dict[str, dict[str, Figures]] = {}
     if not opts.no_bare:
-        server = bare_server(opts, workdir)
-        try:
-            fake = (f"+7000{secrets.randbelow(10**7):07d}" for _ in iter(int, 1))
-            warm_up(server, fake, opts)
-            bare = drive("bare Flask, fixed TwiML (ceiling)", server, fake, opts.calls, opts)
-        finally:
-            bare.server_errors = server.stop() if bare else server.stop()
-        report(bare)
+        results["bare Flask"] = run_target("bare", None, opts, workdir)
     targets = ["sqlite", "postgresql"] if opts.database == "both" else [opts.database]
     for name in targets:
         url = opts.pg_url if name == "postgresql" else f"sqlite:///{workdir / 'load.db'}"
-        figures = run_database(name, url, opts, workdir)
-        results.append(figures)
-        report(figures)
-        if bare is not None and bare.per_minute:
-            print(f"  throughput vs bare Flask: {figures.per_minute / bare.per_minute:.2f}")
+        results[name] = run_target(name, url, opts, workdir)
+    trips = None
+    if "postgresql" in targets and opts.count_calls:
+        trips = count_round_trips(opts.pg_url, opts, workdir)
+    summary(results, trips)
 
 
 if __name__ == "__main__":

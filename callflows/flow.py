@@ -52,9 +52,18 @@ METER_STEPS = ("value", "confirm")
 
 
 def advance(
-    state: CallState | None, event: Event, directory: Directory, policy: Policy
+    state: CallState | None,
+    event: Event,
+    directory: Directory,
+    policy: Policy,
+    *,
+    owned: bool = False,
 ) -> tuple[CallState, list[Action]]:
-    """One webhook, one event: the next state and what to do. `state` is None on CallStarted."""
+    """One webhook, one event: the next state and what to do. `state` is None on CallStarted.
+
+    `state` is left as it was, unless `owned`: the caller hands over a state it will not use
+    again (a webhook's, just parsed from the call's row), which then changes in place instead
+    of being deep-copied first (a fifth of the flow's cost per webhook)."""
     ctx = Context(directory, policy, event.now)
     if isinstance(event, CallStarted):
         if state is not None:
@@ -64,7 +73,8 @@ def advance(
         return on_call_ended(state, event)
     if state is None:
         raise ValueError(f"{type(event).__name__} before the call started")
-    state = copy.deepcopy(state)
+    if not owned:
+        state = copy.deepcopy(state)
     if state.finished:
         return state, [Hangup()]
     if state.step == "start":

@@ -8,16 +8,17 @@ from typing import Any
 
 from flask import Flask
 
-from ivr.config import ConfigError, load_settings
-from ivr.prompts import CatalogueError, load_checked
-from ivr.services import Services
-
 log = logging.getLogger("meterline")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `config` (tests, tools) overrides the environment, same names."""
+    # Imported here, not at the top: `meterline --help` imports this package and builds no app.
     import os
+
+    from ivr.config import ConfigError, load_settings
+    from ivr.prompts import CatalogueError, load_checked
+    from ivr.services import Services
 
     app = Flask(__name__, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)

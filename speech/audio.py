@@ -9,6 +9,7 @@ import operator
 import sys
 import wave
 from array import array
+from functools import cache
 from itertools import repeat
 from pathlib import Path
 from typing import BinaryIO
@@ -37,8 +38,13 @@ def _linear_to_ulaw(sample: int) -> int:
 
 
 _DECODE: list[int] = [_ulaw_to_linear(c) for c in range(256)]
-# Indexed by the sample as an unsigned 16-bit number, so encoding is one lookup per sample.
-_ENCODE = bytes(_linear_to_ulaw(s - 65536 if s >= 32768 else s) for s in range(65536))
+
+
+@cache
+def _encode_table() -> bytes:
+    """Indexed by the sample as an unsigned 16-bit number, so encoding is one lookup per
+    sample; built on first use (65 536 entries: not for every process that imports us)."""
+    return bytes(_linear_to_ulaw(s - 65536 if s >= 32768 else s) for s in range(65536))
 
 
 def _to_bytes(samples: array[int]) -> bytes:
@@ -66,7 +72,7 @@ def ulaw_encode(pcm: bytes) -> bytes:
     unsigned = array("H", pcm)
     if not _LITTLE:
         unsigned.byteswap()
-    return bytes(map(_ENCODE.__getitem__, unsigned))
+    return bytes(map(_encode_table().__getitem__, unsigned))
 
 
 class Resampler:

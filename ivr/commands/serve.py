@@ -7,9 +7,6 @@ from typing import Any
 
 import click
 from flask.cli import with_appcontext
-from gunicorn.app.base import BaseApplication
-
-from ivr.services import services
 
 
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
@@ -29,24 +26,25 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
     }
 
 
-class MeterlineServer(BaseApplication):
-    """Gunicorn running `create_app()` in each worker (no preloading: one engine per worker)."""
+def run_gunicorn(options: dict[str, Any]) -> None:
+    """Gunicorn running `create_app()` in each worker (no preloading: one engine per worker).
+    Gunicorn is imported here: only `meterline serve` needs it."""
+    from gunicorn.app.base import BaseApplication
 
-    def __init__(self, options: dict[str, Any]):
-        self.options = options
-        super().__init__()
+    class MeterlineServer(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+        def load(self) -> Any:
+            from ivr import create_app
+            from ivr.streams import warm_up
 
-    def load(self) -> Any:
-        from ivr import create_app
-        from ivr.streams import warm_up
+            app = create_app()
+            warm_up(app)  # the speech model, if any, loads while the worker waits for calls
+            return app
 
-        app = create_app()
-        warm_up(app)  # the speech model, if any, loads while the worker waits for calls
-        return app
+    MeterlineServer().run()
 
 
 @click.command("serve")
@@ -63,6 +61,8 @@ class MeterlineServer(BaseApplication):
 @with_appcontext
 def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     """Run the production server: gunicorn with threaded workers (WebSockets need threads)."""
+    from ivr.services import services
+
     settings = services().settings
     if not settings.twilio_auth_token and not settings.skip_signature_check:
         raise click.UsageError("TWILIO_AUTH_TOKEN is not set: every webhook would be refused.")
@@ -71,4 +71,4 @@ def serve_command(host: str, port: int, workers: int, threads: int) -> None:
             "METERLINE_SECRET_KEY is not set: each worker would sign operator sessions with "
             "its own random key. Set it to a long random string."
         )
-    MeterlineServer(gunicorn_options(host, port, workers, threads)).run()
+    run_gunicorn(gunicorn_options(host, port, workers, threads))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,8 +18,13 @@ LOCK_FOR = timedelta(minutes=15)
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
-# Verified against when the login is unknown, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the login is unknown, so both cases take the same time.
+    Computed on first use: an argon2 hash costs 64 MiB and a tenth of a second."""
+    return _hasher.hash("not-a-password-of-anyone")
 
 
 class OperatorError(ValueError):
@@ -68,7 +74,7 @@ def sign_in(session: Session, login: str, password: str, now: datetime) -> Opera
     """The operator for these credentials (commits the failure count); raises OperatorError."""
     operator = session.scalar(select(Operator).where(Operator.login == login.strip()))
     if operator is None or not operator.active:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         raise OperatorError("Неверный логин или пароль")
     if operator.locked_until is not None and operator.locked_until > now:
         raise Locked(operator.locked_until)

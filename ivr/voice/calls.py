@@ -208,7 +208,7 @@ class VoiceService:
         step_url: Callable[[int], str],
     ) -> str:
         seq = call.seq
-        new_state, actions = advance(state, event, *self._deps(session, call))
+        new_state, actions = advance(state, event, *self._deps(session, call), owned=True)
         rendered = self.renderer.render(actions, step_url(seq + 1))
         claimed = session.execute(
             update(Call)

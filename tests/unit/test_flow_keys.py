@@ -170,3 +170,13 @@ def test_advance_does_not_change_the_state_it_was_given() -> None:
     before = call.state.to_json()
     advance(call.state, Keys("140", NOW), call.directory, call.policy)
     assert call.state.to_json() == before
+
+
+def test_advance_leaves_the_state_it_was_given_alone_unless_it_is_handed_over() -> None:
+    call = started()
+    assert call.state is not None
+    given = CallState.from_json(call.state.to_json())
+    new, _ = advance(given, Keys(digits="140", now=NOW), call.directory, call.policy)
+    assert given == call.state and new != given
+    owned, _ = advance(given, Keys(digits="140", now=NOW), call.directory, call.policy, owned=True)
+    assert owned is given and owned == new
