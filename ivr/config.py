@@ -5,8 +5,10 @@ Tests and tools pass a dict to `create_app`; its keys are the same environment n
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
@@ -45,6 +47,11 @@ class Settings:
     audio_keep_days: int
     calls_per_hour: int
     trusted_proxies: int
+    # The Asterisk back end (`meterline agi`, `meterline prompts render`).
+    asterisk_sounds: str = "/var/lib/meterline/sounds"
+    agi_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    asterisk_operator: str | None = None
+    tts_command: tuple[str, ...] = ("espeak-ng", "-v", "ru", "--stdout")
     extra: dict[str, str] = field(default_factory=dict)
 
     def policy(self, speech: bool = False) -> Policy:
@@ -147,6 +154,48 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def parse_networks(
+    raw: str, name: str = "METERLINE_AGI_ALLOW"
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """'127.0.0.0/8, 10.1.2.3' -> the networks allowed to open FastAGI connections.
+
+    >>> [str(n) for n in parse_networks("127.0.0.0/8, 10.1.2.3")]
+    ['127.0.0.0/8', '10.1.2.3/32']
+    """
+    networks = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name}={raw!r}: {item!r} is not a network such as 127.0.0.0/8 or 10.0.0.5"
+            ) from None
+    return tuple(networks)
+
+
+def _asterisk(env: Mapping[str, str]) -> dict[str, object]:
+    sounds = _str(env, "METERLINE_ASTERISK_SOUNDS", "/var/lib/meterline/sounds").rstrip("/")
+    if not sounds.startswith("/") or re.search(r"\s", sounds):
+        raise ConfigError(
+            f"METERLINE_ASTERISK_SOUNDS={sounds!r}: expected an absolute folder without spaces"
+        )
+    operator = _str(env, "METERLINE_ASTERISK_OPERATOR") or None
+    if operator and not re.fullmatch(r"[A-Za-z0-9/@._&:-]{3,200}", operator):
+        raise ConfigError(
+            f"METERLINE_ASTERISK_OPERATOR={operator!r}: expected a Dial target such as "
+            "PJSIP/operators"
+        )
+    tts = shlex.split(_str(env, "METERLINE_TTS_COMMAND", "espeak-ng -v ru --stdout"))
+    if not tts:
+        raise ConfigError("METERLINE_TTS_COMMAND is empty: expected e.g. espeak-ng -v ru --stdout")
+    return {
+        "asterisk_sounds": sounds,
+        "agi_allow": parse_networks(_str(env, "METERLINE_AGI_ALLOW", "127.0.0.0/8,::1")),
+        "asterisk_operator": operator,
+        "tts_command": tuple(tts),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None, instance_path: str = ".") -> Settings:
     """Read and check every setting; raise ConfigError naming the first bad one."""
     env = dict(os.environ if env is None else env)
@@ -213,5 +262,6 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         audio_keep_days=_int(env, "METERLINE_AUDIO_KEEP_DAYS", 90, 1, 3650),
         calls_per_hour=_int(env, "METERLINE_CALLS_PER_HOUR", 10, 1, 10000),
         trusted_proxies=_int(env, "METERLINE_TRUSTED_PROXIES", 0, 0, 5),
+        **_asterisk(env),  # type: ignore[arg-type]
         extra={k: v for k, v in env.items() if k.startswith("METERLINE_TEST_")},
     )

@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ivr.speech_cli:speech_eval_command",
         "Score exact-value accuracy, word error rate and real-time factor on labelled WAVs.",
     ),
+    "agi": (
+        "ivr.agi.cli:agi_command",
+        "Answer calls from Asterisk: a FastAGI server for AGI(agi://HOST:PORT/meterline).",
+    ),
+    "prompts": ("ivr.agi.render:prompts_group", "The prompts as sound files, for Asterisk."),
 }
 
 
