@@ -17,7 +17,8 @@ import asyncio
 import functools
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -51,6 +52,26 @@ class PeerRequest(Request):
             raise ChannelGone("connection closed")
         result: dict[str, Any] = parse_agi_result(line.decode(self.encoding).rstrip("\r\n"))
         return result
+
+
+class Steps:
+    """How long a call's steps took in the step driver (what the caller waits for)."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.slowest = 0, 0.0, 0.0
+
+    async def timed(self, step: Awaitable[T]) -> T:
+        """Run one step, counting its time."""
+        started = time.perf_counter()
+        try:
+            return await step
+        finally:
+            took = time.perf_counter() - started
+            self.count, self.total = self.count + 1, self.total + took
+            self.slowest = max(self.slowest, took)
+
+    def __str__(self) -> str:
+        return f"{self.count} steps, slowest {self.slowest:.3f} s, total {self.total:.3f} s"
 
 
 class FastAgiServer:
@@ -106,18 +127,18 @@ class FastAgiServer:
         caller = request.headers.get("agi_callerid", "")
         channel = Channel(request)
         log.info("AGI call %s from %s", sid, mask(caller))
+        steps = Steps()
         try:
             await channel.command("ANSWER")
-            reply = await self._sync(
-                self.service.incoming, {"CallSid": sid, "From": caller}, _no_url
-            )
+            form = {"CallSid": sid, "From": caller}
+            reply = await steps.timed(self._sync(self.service.incoming, form, _no_url))
             seq = 1
             while True:
                 outcome = await channel.run(Plan.from_json(reply))
                 if outcome.digits is None:
                     break
                 form = {"CallSid": sid, "Digits": outcome.digits}
-                reply = await self._sync(self.service.step, form, seq, _no_url)
+                reply = await steps.timed(self._sync(self.service.step, form, seq, _no_url))
                 seq += 1
         except ChannelGone:
             log.info("AGI call %s: the caller hung up", sid)
@@ -128,6 +149,7 @@ class FastAgiServer:
             await self._apologise(channel, sid, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await self._closed(sid)
+            log.info("AGI call %s closed: %s", sid, steps)
 
     async def _apologise(self, channel: Channel, sid: str, detail: str) -> None:
         """Flag the fault and tell the caller, as the webhooks do; the caller may be gone."""

@@ -100,10 +100,12 @@ def place_calls(
     hang_up_ms: int | None = None,
     timeout_s: int = 90,
     line: str = LINE,
+    rate: int | None = None,
 ) -> SippRun:
     """Place one call per caller number, all at once, each playing `pcap`; wait for all.
 
     With `hang_up_ms` the caller hangs up then; otherwise the line must hang up (BYE) in time.
+    `rate` spreads the calls' starts (calls per second; default: all within one second).
     """
     if hang_up_ms is None:
         ending = THEIR_BYE.format(timeout_ms=timeout_s * 1000)
@@ -136,7 +138,7 @@ def place_calls(
         "-l",
         str(count),
         "-r",
-        str(count),
+        str(rate or count),
         "-rp",
         "1000",
         "-nostdin",

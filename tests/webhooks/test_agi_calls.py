@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from decimal import Decimal
 
 import pytest
@@ -137,3 +138,74 @@ def test_many_simultaneous_calls_are_each_stored(agi_app: Flask, app_config: dic
         readings = session.scalars(select(Reading).where(Reading.source == "ivr"))
         values = sorted(r.value for r in readings if r.status == "accepted")
         assert values == [Decimal(f"110.{n:02d}") for n in range(2, 21)]
+
+
+def test_a_slow_step_of_one_call_does_not_hold_up_the_others(agi_app: Flask) -> None:
+    with _db(agi_app) as session:
+        for n in range(2, 6):
+            account = add_account(session, number=f"10010{n:02d}", phones=(f"+792112345{n:02d}",))
+            add_meter(session, account, serial=f"S{n}", now=IN_WINDOW)
+        session.commit()
+    slow = FakeCaller("1764000002.1", "+79211234567", ["110*5#", "1"])
+    quick = [
+        FakeCaller(f"1764000002.{n}", f"+792112345{n:02d}", [f"110*{n:02d}#", "1"])
+        for n in range(2, 6)
+    ]
+    with agi_app.app_context():
+        server = FastAgiServer(agi_service(), LOOPBACK)
+    step = server.service.step
+
+    def slow_for_one(form: dict[str, str], seq: int, step_url: object) -> str:
+        if form["CallSid"] == slow.uniqueid:
+            time.sleep(2.0)  # say, a lock held elsewhere in the database
+        return step(form, seq, step_url)  # type: ignore[arg-type]
+
+    server.service.step = slow_for_one  # type: ignore[method-assign]
+    finished: dict[str, float] = {}
+
+    async def timed(caller: FakeCaller, port: int) -> None:
+        await caller.call("127.0.0.1", port)
+        finished[caller.uniqueid] = time.monotonic()
+
+    async def main() -> None:
+        listener = await server.start("127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        async with listener:
+            await asyncio.gather(*(timed(c, port) for c in [slow, *quick]))
+
+    started = time.monotonic()
+    asyncio.run(main())
+    server.pool.shutdown(wait=True)
+    assert finished[slow.uniqueid] - started >= 4.0  # two slow steps
+    assert all(finished[c.uniqueid] - started < 2.0 for c in quick)
+
+
+def test_a_fault_in_the_step_driver_is_flagged_and_the_caller_hears_an_apology(
+    agi_app: Flask,
+) -> None:
+    caller = FakeCaller("1764000003.1", "+79211234567", ["112#", "1"])
+    with agi_app.app_context():
+        server = FastAgiServer(agi_service(), LOOPBACK)
+        apology = AgiRenderer(agi_app.extensions["meterline"].cache["catalogue"], "/x").files(
+            Say("system_error")
+        )
+
+    def broken(form: dict[str, str], seq: int, step_url: object) -> str:
+        raise RuntimeError("the database is on fire")
+
+    server.service.step = broken  # type: ignore[method-assign]
+
+    async def main() -> None:
+        listener = await server.start("127.0.0.1", 0)
+        async with listener:
+            await caller.call("127.0.0.1", listener.sockets[0].getsockname()[1])
+            await asyncio.sleep(0.2)
+
+    asyncio.run(main())
+    server.pool.shutdown(wait=True)
+    assert caller.commands[-1] == "HANGUP"
+    assert any(
+        c.startswith("STREAM FILE") and apology[0].rsplit("/", 1)[1] in c for c in caller.commands
+    )
+    with _db(agi_app) as session:
+        assert "system_error" in list(session.scalars(select(Flag.reason)))
