@@ -95,7 +95,12 @@ def stream_wav(
     frames = 0
     try:
         for message in messages:
-            ws.send(json.dumps(message))
+            try:
+                ws.send(json.dumps(message))
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                # The server may close a stream it refuses (a forged token) while we are
+                # still sending: that is its answer, not a client failure.
+                return frames
             if message["event"] == "media":
                 frames += 1
                 if realtime:
