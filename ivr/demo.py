@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from decimal import Decimal
@@ -66,8 +67,13 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
     """Load the demo dataset, serve the line, and place one simulated call."""
     from ivr import create_app
 
-    overrides = dict(demo_secrets(current_app.instance_path))
     settings = services().settings
+    # A token or key already in the environment wins: `meterline call` signs with it too.
+    overrides = {
+        name: value
+        for name, value in demo_secrets(current_app.instance_path).items()
+        if not os.environ.get(name)
+    }
     overrides["METERLINE_PUBLIC_URL"] = f"http://{host}:{port}"
     if settings.window != (1, 31):
         overrides["METERLINE_WINDOW"] = "1-31"
@@ -88,7 +94,8 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
     thread.start()
     base = f"http://{host}:{port}"
     if not no_call:
-        _demo_call(app, base, overrides["TWILIO_AUTH_TOKEN"])
+        token = overrides.get("TWILIO_AUTH_TOKEN") or settings.twilio_auth_token
+        _demo_call(app, base, token)
     _print_help(base)
     try:
         thread.join()
@@ -108,8 +115,14 @@ def _demo_call(app: Flask, base: str, token: str) -> None:
 
 def _print_help(base: str) -> None:
     click.echo(f"The line is listening on {base} (Ctrl+C to stop). Call it from a second terminal:")
+    # `meterline call` goes to METERLINE_PUBLIC_URL (default http://127.0.0.1:5000): name the
+    # demo's own URL whenever that would not be it, so each command works as printed.
+    configured = os.environ.get("METERLINE_PUBLIC_URL", "").rstrip("/")
+    url = "" if base == (configured or "http://127.0.0.1:5000") else f" --url {base}"
+    if url and configured:
+        url += f" --public-url {base}"
     for number, what in demo_phones():
-        click.echo(f"  meterline call --from {number}    # {what}")
+        click.echo(f"  meterline call{url} --from {number}    # {what}")
     click.echo("Then: meterline export readings --period YYYY-MM")
     click.echo(f"Operators review flagged calls at {base}/operator/ — first create a sign-in:")
     click.echo("  meterline operators add LOGIN --admin")

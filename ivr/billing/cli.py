@@ -17,6 +17,7 @@ from ivr.billing.csvin import ENCODINGS, HeaderError, Table, open_table
 from ivr.billing.export import valid_period, write_csv, write_excel_csv
 from ivr.billing.report import Report
 from ivr.billing.xlsx import write_xlsx
+from ivr.commands.schema import needs_schema
 from ivr.services import services
 from storage.exports import period_readings
 
@@ -54,6 +55,7 @@ def import_group() -> None:
     help="replace: an account's phones become the file's; add: keep the stored ones too.",
 )
 @with_appcontext
+@needs_schema
 def import_meters_command(file: BinaryIO, encoding: str, dry_run: bool, phones_mode: str) -> None:
     """Upsert accounts, phones and meters from FILE (see docs/formats.md)."""
     table = _open(file, meters_import.COLUMNS, encoding)
@@ -73,6 +75,7 @@ def import_meters_command(file: BinaryIO, encoding: str, dry_run: bool, phones_m
 @_encoding_option
 @_dry_run_option
 @with_appcontext
+@needs_schema
 def import_readings_command(file: BinaryIO, encoding: str, dry_run: bool) -> None:
     """Add reading history from FILE: meter_serial,taken_at,value (see docs/formats.md)."""
     table = _open(file, readings_import.COLUMNS, encoding)
@@ -144,6 +147,7 @@ def _format(fmt: str | None, excel: bool, output: Path | None) -> str:
 )
 @click.option("--excel", is_flag=True, help="The same as --format excel.")
 @with_appcontext
+@needs_schema
 def export_readings_command(
     period: str, supplier: str | None, output: Path | None, fmt: str | None, excel: bool
 ) -> None:

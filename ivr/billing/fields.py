@@ -74,7 +74,11 @@ def kind(raw: str) -> str:
     key = " ".join(raw.lower().replace("_", " ").split())
     found = KIND_SYNONYMS.get(key) or KIND_SYNONYMS.get(key.replace(" ", "_"))
     if found is None:
-        raise RowError(f"meter_kind {raw[:40]!r} is not one of {', '.join(KINDS)}")
+        russian = ", ".join(name for name in KIND_SYNONYMS if name not in KINDS)
+        raise RowError(
+            f"meter_kind {raw[:40]!r} is not one of {', '.join(KINDS)} "
+            f"(or, in Russian, any case: {russian})"
+        )
     return found
 
 

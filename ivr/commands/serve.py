@@ -9,7 +9,29 @@ import click
 from flask.cli import with_appcontext
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+def control_socket(instance_path: str | None, port: int) -> dict[str, Any]:
+    """gunicorn's control socket in the instance folder, one per port; off if there is none.
+
+    gunicorn's default is one per-user path, so two servers under one user would take each
+    other's. A Unix socket path is limited to about 100 bytes: a deeper folder turns it off.
+    """
+    if instance_path is None:
+        return {"control_socket_disable": True}
+    path = os.path.join(instance_path, f"gunicorn-{port}.ctl")
+    if len(os.fsencode(path)) > 100:
+        return {"control_socket_disable": True}
+    return {"control_socket": path}
+
+
+def gunicorn_options(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    *,
+    instance_path: str | None = None,
+    access_log: str | None = None,
+) -> dict[str, Any]:
     """What `meterline serve` runs gunicorn with (the load benchmark's ceiling uses it too)."""
     return {
         "bind": f"{host}:{port}",
@@ -20,9 +42,12 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
         "timeout": 30,
         "graceful_timeout": 10,
         "keepalive": 5,
-        "accesslog": None,
+        # Off unless asked for; when on, phone numbers in it are masked.
+        "accesslog": access_log,
+        "logger_class": "ivr.commands.accesslog.MaskedLogger",
         "errorlog": "-",
         "loglevel": "info",
+        **control_socket(instance_path, port),
     }
 
 
@@ -58,9 +83,19 @@ def run_gunicorn(options: dict[str, Any]) -> None:
     help="Worker processes; each also runs --threads threads.",
 )
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--access-log",
+    default=None,
+    metavar="FILE",
+    help="Log each request to FILE (`-`: stderr), phone numbers masked. Default: off.",
+)
 @with_appcontext
-def serve_command(host: str, port: int, workers: int, threads: int) -> None:
+def serve_command(host: str, port: int, workers: int, threads: int, access_log: str | None) -> None:
     """Run the production server: gunicorn with threaded workers (WebSockets need threads)."""
+    from flask import current_app
+
+    from ivr.commands.schema import check_schema
+    from ivr.commands.summary import port_mismatch, summary_lines
     from ivr.services import services
 
     settings = services().settings
@@ -69,6 +104,23 @@ def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     if settings.secret_key_generated:
         raise click.UsageError(
             "METERLINE_SECRET_KEY is not set: each worker would sign operator sessions with "
-            "its own random key. Set it to a long random string."
+            "its own random key. Set it to a long random string, e.g. the output of "
+            "`python3 -c 'import secrets; print(secrets.token_hex(32))'`."
         )
-    run_gunicorn(gunicorn_options(host, port, workers, threads))
+    check_schema()
+    options = gunicorn_options(
+        host, port, workers, threads, instance_path=current_app.instance_path,
+        access_log=access_log,
+    )  # fmt: skip
+    extra = {
+        "instance folder": current_app.instance_path,
+        "workers": f"{workers} × {threads} threads",
+        "access log": f"{access_log} (numbers masked)" if access_log else "off",
+        "control socket": options.get("control_socket", "off"),
+    }
+    for line in summary_lines(settings, f"{host}:{port}", extra):
+        click.echo(line, err=True)
+    warning = port_mismatch(settings.public_url, port)
+    if warning:
+        click.secho(f"warning: {warning}", err=True, fg="yellow")
+    run_gunicorn(options)

@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ivr.commands.schema import needs_schema
 from ivr.operator.operators import OperatorError, add_operator, list_operators, reset_password
 from ivr.services import services
 from storage.models import Operator
@@ -30,6 +31,7 @@ def operators_group() -> None:
 @click.option("--admin", is_flag=True, help="May manage other operators.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 @with_appcontext
+@needs_schema
 def add_command(login: str, admin: bool, password_stdin: bool) -> None:
     """Add an operator; the password is asked twice, hidden."""
     with services().sessions() as session:
@@ -44,6 +46,7 @@ def add_command(login: str, admin: bool, password_stdin: bool) -> None:
 @click.argument("login")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 @with_appcontext
+@needs_schema
 def password_command(login: str, password_stdin: bool) -> None:
     """Set a new password (also unlocks a locked-out operator)."""
     with services().sessions() as session:
@@ -61,6 +64,7 @@ def password_command(login: str, password_stdin: bool) -> None:
 
 @operators_group.command("list")
 @with_appcontext
+@needs_schema
 def list_command() -> None:
     """Every operator, with role and state."""
     with services().sessions() as session:

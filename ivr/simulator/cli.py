@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ivr.russian import plural
 from ivr.services import services
 from ivr.simulator.phone import Answer, CallError, SimulatedCall, scripted
 from ivr.simulator.stream import LiveStream
@@ -32,7 +34,11 @@ def _interactive() -> Iterator[Answer]:
 
 @click.command("call")
 @click.option("--from", "caller", required=True, help="The caller's number, e.g. +79211234567.")
-@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="Our server.")
+@click.option(
+    "--url",
+    default=None,
+    help="Our server. Default: METERLINE_PUBLIC_URL (itself http://127.0.0.1:5000 by default).",
+)
 @click.option("--to", default="+78172597904", show_default=True, help="The number called.")
 @click.option(
     "--keys",
@@ -46,7 +52,9 @@ def _interactive() -> Iterator[Answer]:
     help="The URL Twilio would sign (default: METERLINE_PUBLIC_URL if set, else --url).",
 )
 @with_appcontext
-def call_command(caller: str, url: str, to: str, keys: str | None, public_url: str | None) -> None:
+def call_command(
+    caller: str, url: str | None, to: str, keys: str | None, public_url: str | None
+) -> None:
     """Call the line like Twilio does: signed webhooks, TwiML followed verb by verb."""
     settings = services().settings
     token = settings.twilio_auth_token
@@ -58,9 +66,12 @@ def call_command(caller: str, url: str, to: str, keys: str | None, public_url: s
             click.echo("(TWILIO_AUTH_TOKEN is not set: using the token of `meterline demo`)")
     if not token:
         raise click.UsageError("TWILIO_AUTH_TOKEN is not set: the call could not be signed.")
-    public = public_url or (settings.public_url if "METERLINE_PUBLIC_URL" in _env() else url)
+    # Twilio signs the public URL; a call sent straight to --url is signed for that URL unless
+    # METERLINE_PUBLIC_URL says the server checks another one.
+    target = url or settings.public_url
+    public = public_url or (settings.public_url if "METERLINE_PUBLIC_URL" in os.environ else target)
     phone = SimulatedCall(
-        base_url=url,
+        base_url=target,
         token=token,
         caller=caller,
         public_url=public,
@@ -75,10 +86,5 @@ def call_command(caller: str, url: str, to: str, keys: str | None, public_url: s
         raise click.ClickException(f"the call failed: {exc}") from None
     if transcript.dialed:
         click.echo(f"☎  соединение с оператором {transcript.dialed}")
-    click.echo(f"☎  звонок окончен ({len(transcript.latencies)} запросов)")
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
+    requests = plural(len(transcript.latencies), "запрос", "запроса", "запросов")
+    click.echo(f"☎  звонок окончен ({requests})")

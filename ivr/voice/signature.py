@@ -84,7 +84,20 @@ def twilio_signed(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not is_valid(request):
-            log.warning("refused an unsigned or forged webhook request to %s", request.path)
+            # The URL checked is what a misconfigured METERLINE_PUBLIC_URL gets wrong.
+            settings = services().settings
+            reason = (
+                "no TWILIO_AUTH_TOKEN is set"
+                if not settings.twilio_auth_token
+                else "no X-Twilio-Signature header"
+                if not request.headers.get("X-Twilio-Signature")
+                else "the signature does not match"
+            )
+            log.warning(
+                "refused an unsigned or forged webhook request to %s: %s; checked against %s "
+                "(METERLINE_PUBLIC_URL must be the URL Twilio calls)",
+                request.path, reason, public_url_of(request, settings.public_url),
+            )  # fmt: skip
             abort(403)
         return view(*args, **kwargs)
 

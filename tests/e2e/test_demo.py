@@ -36,25 +36,16 @@ def test_the_demo_serves_the_line_and_its_call_stores_three_readings(tmp_path: P
             if not line:
                 break
             lines.append(line)
-            if "meterline call --from" in line:
+            if "meterline call" in line and "+79217654321" in line:
                 break
         output = "".join(lines)
         assert "Принято показаний: три" in output, output
         assert f"http://127.0.0.1:{port}" in output
-        # A second caller, from another terminal, like the README says.
+        # A second caller, from another terminal, with the command the demo printed.
+        printed = next(line for line in lines if "+79217654321" in line).split("#")[0].split()
+        assert printed[:2] == ["meterline", "call"] and f"http://127.0.0.1:{port}" in printed
         call = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ivr",
-                "call",
-                "--from",
-                "+79217654321",
-                "--url",
-                f"http://127.0.0.1:{port}",
-                "--keys",
-                "1 86# 1",
-            ],
+            [sys.executable, "-m", "ivr", *printed[1:], "--keys", "1 86# 1"],
             env=env,
             capture_output=True,
             text=True,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +80,7 @@ def running_server(
     extra: Mapping[str, str] | None = None,
     workers: int = 2,
     log_path: Path | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Start `meterline serve` and wait until it answers; stop it afterwards.
 
@@ -90,7 +91,8 @@ def running_server(
     env = server_env(database_url, port, extra)
     log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--workers", str(workers)]
+        + list(args),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
