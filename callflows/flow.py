@@ -29,6 +29,8 @@ from callflows import identify, meters
 from callflows.context import MIN_CONFIDENCE, Context
 from callflows.intake import parse_keyed
 from callflows.model import (
+    CALL_STATUS_WORDS,
+    STEP_WORDS,
     Action,
     CallEnded,
     CallStarted,
@@ -172,7 +174,8 @@ def _spoken_value(state: CallState, ctx: Context, event: Spoken) -> list[Action]
 def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState, list[Action]]:
     """The status callback: a call that ends before the flow finished was dropped."""
     if state is None:
-        detail = f"звонок завершился до начала (статус {event.status})"
+        status = CALL_STATUS_WORDS.get(event.status, event.status)
+        detail = f"звонок завершился до начала ({status})"
         return CallState(step="done", outcome="dropped"), [
             RaiseFlag("dropped_call", detail),
             Finish("dropped"),
@@ -182,7 +185,8 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
         return state, []
     meter_id = _meter_id(state)
     detail = (
-        f"звонок прервался на шаге {state.step} (статус {event.status}); "
+        f"звонок прервался на шаге «{STEP_WORDS.get(state.step, state.step)}» "
+        f"({CALL_STATUS_WORDS.get(event.status, event.status)}); "
         f"сохранено показаний: {state.stored}"
     )
     if state.pending is not None:

@@ -132,7 +132,9 @@ def on_value(state: CallState, ctx: Context, value: Decimal, heard: Heard) -> li
     state.pending = _pending(state, ctx, value, verdict, heard)
     state.step, state.attempts, state.bad_input = "confirm", 0, False
     state.entries += 1
-    decision = f"читаем обратно {value}: {reason_words(state.pending.flag_reason)}"
+    decision = (
+        f"повторили абоненту {value} для подтверждения: {reason_words(state.pending.flag_reason)}"
+    )
     notes.append(Note("decision", decision, meter.id))
     return [*notes, gather_for(state, ctx.policy, [], full=True)]
 

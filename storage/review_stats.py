@@ -37,7 +37,10 @@ def _step_of(state: str | None, detail: str) -> str:
         step = None
     if isinstance(step, str) and step and step != "done":
         return step
-    m = re.search(r"(?:на шаге|step[\"']?\s*[=:])\s*[\"']?([\w.-]+)", detail or "")
+    # Details name the step in Russian («подтверждение показания»); older ones by its code.
+    m = re.search(r"на шаге «([^»]+)»", detail or "") or re.search(
+        r"(?:на шаге|step[\"']?\s*[=:])\s*[\"']?([\w.-]+)", detail or ""
+    )
     if m:
         return m[1]
     return (detail or "").strip()[:40] or "?"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template, request, send_from_directory
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
 from ivr.operator import labels
 from ivr.operator.blueprint import bp
+from ivr.operator.queue import shown_day
 from ivr.operator.web import close_db, load_operator, settings
 from ivr.phones import mask
 
@@ -20,7 +21,7 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "operator.sign_in_page"
 login_manager.login_message = "Войдите, чтобы продолжить."
-login_manager.login_message_category = "error"
+login_manager.login_message_category = "info"  # a request, not a fault
 login_manager.user_loader(load_operator)
 
 
@@ -61,6 +62,13 @@ def local(moment: Any, fmt: str = "%d.%m.%Y %H:%M") -> str:
     return labels.local_time(moment, settings().timezone, fmt)
 
 
+def favicon() -> Response:
+    """The icon browsers ask for at the root (an SVG; every current browser takes one)."""
+    return send_from_directory(
+        bp.static_folder or "", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
+
+
 def register(app: Flask) -> None:
     """Attach the operator blueprint and its extensions."""
     cfg = app.config["METERLINE_SETTINGS"]
@@ -82,6 +90,10 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.jinja_env.filters["num"] = labels.num
+    app.jinja_env.filters["prose"] = labels.prose
+    app.jinja_env.filters["ru_period"] = labels.period_words
+    app.jinja_env.filters["ru_date"] = shown_day
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     app.jinja_env.filters["mask"] = mask
     app.jinja_env.filters["audit"] = labels.audit_summary
     app.jinja_env.globals["L"] = labels

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy.orm import Session
 
 from callflows.intake import period_for
+from ivr.operator.labels import period_words
 from storage.review_stats import Figures, figures
 
 
@@ -45,7 +46,7 @@ def dashboard(
     spans = [
         Span("Сегодня", today, today, figures(session, _utc(today, zone), _utc(day_after, zone))),
         Span(
-            f"Период {period}",
+            f"Период: {period_words(period)}",
             first,
             last,
             figures(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from callflows.intake import Verdict
-from callflows.model import FLAG_REASON_WORDS
+from callflows.model import CALL_STATUS_WORDS, FLAG_REASON_WORDS, STEP_WORDS
+from ivr.russian import number
 
 REASONS: dict[str, str] = FLAG_REASON_WORDS
 
@@ -39,14 +41,8 @@ EVENT_KINDS = {
     "status": "Статус",
 }
 MODES = {"keypad": "Клавиатура", "speech": "Речь", "operator": "Оператор", "import": "Импорт"}
-STEPS = {
-    "start": "приветствие",
-    "choose_account": "выбор лицевого счёта",
-    "account_number": "ввод лицевого счёта",
-    "value": "ввод показания",
-    "confirm": "подтверждение показания",
-    "done": "после прощания",
-}
+STEPS = STEP_WORDS
+CALL_STATUSES = CALL_STATUS_WORDS
 OUTCOMES = {
     "completed": "завершён",
     "dropped": "прерван",
@@ -66,17 +62,56 @@ def label(table: dict[str, str], code: str | None) -> str:
 
 
 def num(value: Decimal | float | int | None) -> str:
-    """A number as Russians write it: no exponent, a comma before decimals.
+    """A number as Russians write it (the one formatter, `ivr.russian.number`).
 
     >>> num(Decimal("130.500"))
     '130,5'
     """
-    if value is None:
-        return "—"
-    text = format(Decimal(str(value)).normalize(), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text.replace(".", ",")
+    return number(value)
+
+
+# A decimal number inside stored free text (flag details, timeline notes), not a date's part.
+_DECIMAL_IN_TEXT = re.compile(r"(?<![\d.,])\d+\.\d+(?![\d.])")
+
+
+def prose(text: str | None) -> str:
+    """Stored free text with its decimal numbers in Russian form.
+
+    >>> prose("расход 163.9 с прошлого показания 25.11 при пределе 5.956, 23.03.2026")
+    'расход 163,9 с прошлого показания 25,11 при пределе 5,956, 23.03.2026'
+    """
+    if not text:
+        return ""
+    return _DECIMAL_IN_TEXT.sub(lambda m: number(Decimal(m.group(0))), text)
+
+
+def period_words(period: str | None) -> str:
+    """A period YYYY-MM as its Russian month: «март 2026»; anything else as it is."""
+    if not period or len(period) != 7 or period[4] != "-":
+        return period or "—"
+    from babel.dates import format_date
+
+    try:
+        first = date(int(period[:4]), int(period[5:]), 1)
+    except ValueError:
+        return period
+    return str(format_date(first, "LLLL yyyy", locale="ru"))
+
+
+def call_modes(raw: str | None) -> str:
+    """How a call's readings were given («keypad,speech»), in words: «Клавиатура и речь»."""
+    codes = [code for code in (raw or "").split(",") if code and code != "—"]
+    if not codes:
+        return "Без ввода показаний"
+    words = " и ".join(label(MODES, code).lower() for code in codes)
+    return words[:1].upper() + words[1:]
+
+
+def reading_mode(raw: str | None) -> str:
+    """How one reading was given, or that it was not recorded (older readings)."""
+    if not raw or raw == "—":
+        return "Способ не записан"
+    return label(MODES, raw)
 
 
 def local_time(moment: datetime | None, zone: tzinfo, fmt: str = "%d.%m.%Y %H:%M") -> str:

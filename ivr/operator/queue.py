@@ -11,10 +11,20 @@ from storage.review import QueueFilter
 
 
 def _day(raw: str | None) -> date | None:
+    """DD.MM.YYYY, as operators type it, or YYYY-MM-DD, as links carry it; else None."""
+    text = (raw or "").strip()
     try:
-        return date.fromisoformat(raw) if raw else None
+        if "." in text:
+            return datetime.strptime(text, "%d.%m.%Y").date()
+        return date.fromisoformat(text) if text else None
     except ValueError:
         return None
+
+
+def shown_day(raw: str | None) -> str:
+    """A filter's date as the form shows it, DD.MM.YYYY; what cannot be read, as typed."""
+    day = _day(raw)
+    return day.strftime("%d.%m.%Y") if day else (raw or "")
 
 
 def _utc(day: date, zone: tzinfo) -> datetime:

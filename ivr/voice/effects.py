@@ -100,7 +100,7 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     if action.status == "flagged":
         detail = action.flag_detail
         if action.replaces_reading_id is not None:
-            detail = f"{detail} (заменит показание №{action.replaces_reading_id})".strip()
+            detail = f"{detail} (заменит показание, уже сданное за этот период)".strip()
         session.add(
             Flag(
                 reason=action.flag_reason or "anomalous",

@@ -124,3 +124,119 @@ def test_an_operator_corrects_a_flagged_value_and_the_export_shows_it(
     rows = [r for r in csv.reader(io.StringIO(exported)) if any("ГВ-7001" in c for c in r)]
     assert len(rows) == 1, exported
     assert any(c in ("136.5", "136,5", "136.500", "136,500") for c in rows[0]), rows[0]
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def add_dropped_call_words(clean_db: Engine, seeded: Seeded) -> None:
+    """What the real flow writes for a dropped call: a status event, a long note, decimals."""
+    from callflows.flow import on_call_ended
+    from callflows.model import CallEnded
+    from callflows.state import CallState
+    from storage.models import CallEvent, Flag
+
+    state = CallState(step="confirm")
+    _, actions = on_call_ended(state, CallEnded(status="completed", now=datetime.now(UTC)))
+    detail = next(a.detail for a in actions if hasattr(a, "detail"))
+    with make_sessionmaker(clean_db)() as session:
+        at = datetime.now(UTC)
+        session.add_all(
+            [
+                CallEvent(
+                    call_id=seeded.call_id, at=at, seq=10, kind="decision",
+                    text="расход 163.9 с прошлого показания 25.11: 54.633 в месяц при пределе "
+                    "5.956; значение передано оператору на проверку вместе с записью голоса",
+                ),
+                CallEvent(call_id=seeded.call_id, at=at, seq=11, kind="status", text="completed"),
+                Flag(reason="dropped_call", detail=detail, call_id=seeded.call_id,
+                     account_id=seeded.account_id, created_at=at),
+            ]
+        )  # fmt: skip
+        session.commit()
+
+
+def fits(page: object, selector: str, width: int) -> bool:
+    """Whether every element matching `selector` lies inside the viewport's width."""
+    boxes = page.eval_on_selector_all(  # type: ignore[attr-defined]
+        selector, "els => els.map(e => { const r = e.getBoundingClientRect(); return r.right; })"
+    )
+    return bool(boxes) and all(right <= width + 0.5 for right in boxes)
+
+
+def test_the_queue_and_a_call_read_well_on_a_phone(
+    server: Server, seeded: Seeded, clean_db: Engine, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    add_dropped_call_words(clean_db, seeded)
+    shots = screenshots() or tmp_path
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, device_scale_factor=1)
+            page.goto(server.url + "/operator/")
+            notice = page.locator(".flash")
+            expect(notice).to_have_text("Войдите, чтобы продолжить.")
+            assert "error" not in (notice.get_attribute("class") or "")
+            page.get_by_label("Логин").fill("olga")
+            page.get_by_label("Пароль").fill(PASSWORD)
+            page.get_by_role("button", name="Войти").click()
+
+            expect(page.get_by_role("heading", name="Очередь проверки")).to_be_visible()
+            header = page.locator("header.top").bounding_box()
+            assert header is not None and header["height"] <= 90, header
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            row = page.locator("table.queue tbody tr", has_text="Подозрительный расход")
+            expect(row).to_contain_text("+7 *** ***-45-67")
+            expect(row).to_contain_text("190")
+            assert fits(page, "table.queue td", PHONE["width"])
+            assert fits(page, "table.queue a.button", PHONE["width"])
+            page.screenshot(path=str(shots / "phone-queue.png"), full_page=True)
+            row.get_by_role("link", name="Открыть").click()
+
+            expect(page.get_by_role("heading", name=f"Звонок № {seeded.call_id}")).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert fits(page, ".timeline li .text", PHONE["width"])
+            assert fits(page, "table.readings td", PHONE["width"])
+            body = page.locator("main").inner_text()
+            for english in ("completed", "confirm", "читаем обратно", "№74"):
+                assert english not in body
+            assert "на шаге «подтверждение показания» (абонент положил трубку)" in body
+            assert "при пределе 5,956" in body and "25,11" in body
+            expect(page.locator(".timeline li.status .text")).to_have_text("абонент положил трубку")
+            page.screenshot(path=str(shots / "phone-call.png"))  # the first screen
+            timeline = page.locator("section.card", has_text="Ход звонка")
+            timeline.screenshot(path=str(shots / "phone-timeline.png"))
+            page.locator(".card.meter").first.screenshot(path=str(shots / "phone-history.png"))
+        finally:
+            browser.close()
+
+
+def test_the_long_timeline_line_wraps_in_its_own_column_on_a_laptop(
+    server: Server, seeded: Seeded, clean_db: Engine, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    add_dropped_call_words(clean_db, seeded)
+    shots = screenshots() or tmp_path
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url + "/operator/")
+            page.get_by_label("Логин").fill("olga")
+            page.get_by_label("Пароль").fill(PASSWORD)
+            page.get_by_role("button", name="Войти").click()
+            page.goto(server.url + f"/operator/calls/{seeded.call_id}")
+            line = page.locator(".timeline li", has_text="при пределе")
+            text = line.locator(".text").bounding_box()
+            time_ = line.locator("time").bounding_box()
+            assert text is not None and time_ is not None
+            assert text["height"] > 25, "the long line should wrap"
+            assert text["x"] > time_["x"] + time_["width"], "and stay right of the time"
+            page.screenshot(path=str(shots / "laptop-call.png"), full_page=True)
+            favicon = page.request.get(server.url + "/favicon.ico")
+            assert favicon.status == 200 and b"<svg" in favicon.body()
+        finally:
+            browser.close()

@@ -118,7 +118,7 @@ def test_a_drop_mid_call_is_flagged_with_what_was_stored() -> None:
     actions = call.ended("completed")
     [flag] = [a for a in actions if isinstance(a, RaiseFlag)]
     assert flag.reason == "dropped_call" and flag.meter_id == 1
-    assert "confirm" in flag.detail and "сохранено показаний: 0" in flag.detail
+    assert "«подтверждение показания»" in flag.detail and "сохранено показаний: 0" in flag.detail
     assert "не подтверждено: 140" in flag.detail
     assert actions[-1] == Finish("dropped")
     assert call.state is not None and call.state.finished and call.state.outcome == "dropped"
@@ -128,7 +128,7 @@ def test_a_drop_during_identification_is_flagged_without_a_meter() -> None:
     call = Call(FakeDirectory(), caller=None)
     call.start()
     [flag] = [a for a in call.ended("completed") if isinstance(a, RaiseFlag)]
-    assert flag.meter_id is None and "account_number" in flag.detail
+    assert flag.meter_id is None and "«ввод лицевого счёта»" in flag.detail
 
 
 def test_the_end_of_a_finished_call_changes_nothing() -> None:

@@ -256,7 +256,7 @@ def test_manual_entry_refuses_a_meter_of_another_account(
 
 def test_the_dashboard_counts_today_and_the_period(client: FlaskClient) -> None:
     page = client.get("/operator/dashboard").text
-    assert "Сегодня" in page and "Период 2026-11" in page
+    assert "Сегодня" in page and "Период: ноябрь 2026" in page
     assert "Подозрительный расход" in page and "90 с" in page
 
 
