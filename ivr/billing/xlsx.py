@@ -54,7 +54,8 @@ def write_xlsx(out: BinaryIO, readings: Iterable[ExportedReading], tz: ZoneInfo)
     for reading in readings:
         value = WriteOnlyCell(sheet, value=with_decimals(reading.value, reading.decimal_digits))
         value.number_format = number_format(reading.decimal_digits)
-        taken = WriteOnlyCell(sheet, value=reading.taken_at.astimezone(tz).replace(tzinfo=None))
+        local = reading.taken_at.astimezone(tz).replace(tzinfo=None, microsecond=0)
+        taken = WriteOnlyCell(sheet, value=local)
         taken.number_format = DATETIME_FORMAT
         sheet.append(
             [
