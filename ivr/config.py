@@ -154,6 +154,9 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
 def parse_networks(
     raw: str, name: str = "METERLINE_AGI_ALLOW"
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -173,7 +176,8 @@ def parse_networks(
     return tuple(networks)
 
 
-def _asterisk(env: Mapping[str, str]) -> dict[str, object]:
+def _asterisk(env: Mapping[str, str]) -> tuple[str, Networks, str | None, tuple[str, ...]]:
+    """The Asterisk back end's settings: sounds folder, allowed networks, operator, TTS."""
     sounds = _str(env, "METERLINE_ASTERISK_SOUNDS", "/var/lib/meterline/sounds").rstrip("/")
     if not sounds.startswith("/") or re.search(r"\s", sounds):
         raise ConfigError(
@@ -188,12 +192,8 @@ def _asterisk(env: Mapping[str, str]) -> dict[str, object]:
     tts = shlex.split(_str(env, "METERLINE_TTS_COMMAND", "espeak-ng -v ru --stdout"))
     if not tts:
         raise ConfigError("METERLINE_TTS_COMMAND is empty: expected e.g. espeak-ng -v ru --stdout")
-    return {
-        "asterisk_sounds": sounds,
-        "agi_allow": parse_networks(_str(env, "METERLINE_AGI_ALLOW", "127.0.0.0/8,::1")),
-        "asterisk_operator": operator,
-        "tts_command": tuple(tts),
-    }
+    allow = parse_networks(_str(env, "METERLINE_AGI_ALLOW", "127.0.0.0/8,::1"))
+    return sounds, allow, operator, tuple(tts)
 
 
 def load_settings(env: Mapping[str, str] | None = None, instance_path: str = ".") -> Settings:
@@ -241,6 +241,7 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         },
         min_history_months=_int(env, "METERLINE_MIN_HISTORY_MONTHS", 3, 1, 36),
     )
+    sounds, allow, asterisk_operator, tts = _asterisk(env)
     return Settings(
         database_url=database_url,
         twilio_auth_token=token,
@@ -262,6 +263,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         audio_keep_days=_int(env, "METERLINE_AUDIO_KEEP_DAYS", 90, 1, 3650),
         calls_per_hour=_int(env, "METERLINE_CALLS_PER_HOUR", 10, 1, 10000),
         trusted_proxies=_int(env, "METERLINE_TRUSTED_PROXIES", 0, 0, 5),
-        **_asterisk(env),  # type: ignore[arg-type]
+        asterisk_sounds=sounds,
+        agi_allow=allow,
+        asterisk_operator=asterisk_operator,
+        tts_command=tts,
         extra={k: v for k, v in env.items() if k.startswith("METERLINE_TEST_")},
     )

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -22,8 +23,10 @@ from tests.asterisk.conftest import AgiProcess, start_agi
 from tests.asterisk.pbx import GUARDED_LINE, Pbx
 from tests.asterisk.rtp import GAP_MS, KEY_MS, write_pcap
 from tests.asterisk.sipp import place_calls
+from tests.browser.seed import operator
 from tests.support.data import add_account, add_meter
 from tests.support.server import server_env
+from tests.webhooks.test_operator_access import sign_in
 
 pytestmark = pytest.mark.slow
 KNOWN = "+79211234567"  # the phone of tests.support.data's account 1001001
@@ -133,13 +136,13 @@ def test_an_unknown_caller_identifies_by_account_number_and_is_stored(
         assert session.scalars(select(Call)).one().account_id is not None
 
 
-def test_a_caller_who_hangs_up_before_confirming_is_flagged_as_a_dropped_call(
+def test_a_caller_who_hangs_up_before_confirming_is_flagged_and_the_operator_sees_the_call(
     tmp_path: Path,
     pbx: Pbx,
     agi: AgiProcess,
-    database_url: str,
     two_meters: tuple[int, int],
     clean_db: Engine,
+    app: Flask,
 ) -> None:
     keys = answers_at(3.0, "112#")
     run = call(tmp_path, pbx, KNOWN, keys, hang_up_ms=6000)
@@ -147,8 +150,17 @@ def test_a_caller_who_hangs_up_before_confirming_is_flagged_as_a_dropped_call(
     closed(clean_db)
     with Session(clean_db) as session:
         assert session.scalars(select(Reading).where(Reading.source == "ivr")).all() == []
-        assert session.scalars(select(Call)).one().outcome == "dropped"
+        call_row = session.scalars(select(Call)).one()
+        call_id = call_row.id
+        assert call_row.outcome == "dropped"
         assert list(session.scalars(select(Flag.reason))) == ["dropped_call"]
+        operator(session, "olga")
+        session.commit()
+    client = app.test_client()
+    assert sign_in(client, "olga") == 302
+    page = client.get(f"/operator/calls/{call_id}").text
+    assert "нажато: 112" in page and "Звонок прерван" in page
+    assert "Вы ввели: сто двенадцать." in page  # the read-back the caller heard
 
 
 def test_a_busy_operator_is_announced_and_the_call_ends_politely(

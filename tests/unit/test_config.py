@@ -38,6 +38,9 @@ def test_defaults_model_the_vologda_line() -> None:
         ("METERLINE_ANOMALY_FACTOR", "three", "METERLINE_ANOMALY_FACTOR"),
         ("METERLINE_ANOMALY_FACTOR", "-1", "METERLINE_ANOMALY_FACTOR"),
         ("METERLINE_CAP_HEAT", "NaN", "METERLINE_CAP_HEAT"),
+        ("METERLINE_AGI_ALLOW", "127.0.0.0/8, everyone", "METERLINE_AGI_ALLOW"),
+        ("METERLINE_ASTERISK_SOUNDS", "sounds", "METERLINE_ASTERISK_SOUNDS"),
+        ("METERLINE_ASTERISK_OPERATOR", "PJSIP/op;rm -rf", "METERLINE_ASTERISK_OPERATOR"),
         ("METERLINE_OUTSIDE_WINDOW", "maybe", "METERLINE_OUTSIDE_WINDOW"),
         ("METERLINE_CALLS_PER_HOUR", "0", "METERLINE_CALLS_PER_HOUR"),
         ("METERLINE_DEV_SKIP_SIGNATURE", "perhaps", "METERLINE_DEV_SKIP_SIGNATURE"),
@@ -66,3 +69,13 @@ def test_windows_parse(raw: str, window: tuple[int, int]) -> None:
 
 def test_hours_parse() -> None:
     assert parse_hours("9:30-18:00") == (time(9, 30), time(18, 0))
+
+
+def test_the_asterisk_back_end_listens_to_loopback_only_unless_told() -> None:
+    settings = load_settings({})
+    assert [str(n) for n in settings.agi_allow] == ["127.0.0.0/8", "::1/128"]
+    assert settings.asterisk_operator is None
+    assert settings.tts_command == ("espeak-ng", "-v", "ru", "--stdout")
+    told = load_settings({"METERLINE_AGI_ALLOW": "10.0.0.5", "METERLINE_TTS_COMMAND": "rhvoice"})
+    assert [str(n) for n in told.agi_allow] == ["10.0.0.5/32"]
+    assert told.tts_command == ("rhvoice",)
