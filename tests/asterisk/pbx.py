@@ -32,10 +32,16 @@ bridge_native_rtp bridge_builtin_features app_echo
 
 
 def free_port() -> int:
-    """A free loopback port (UDP and TCP)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return int(udp.getsockname()[1])
+    """A loopback port free for both TCP and UDP right now (SIP, RTP and FastAGI use them)."""
+    while True:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def build_chroot() -> Path:
