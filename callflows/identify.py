@@ -36,7 +36,9 @@ def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[A
             return state, [*says, *closing, Hangup(), Finish("outside_window")]
         state.outside_window = True
         says.append(window_say("outside_window_flag", policy))
-        actions.append(Note("decision", f"вне дней приёма ({today}): показания на проверку"))
+        actions.append(
+            Note("decision", f"вне дней приёма ({today:%d.%m.%Y}): показания на проверку")
+        )
     says.append(Say("help_keys" if policy.operator_number else "help_keys_no_operator"))
     accounts = ctx.directory.accounts_for_phone(event.caller, event.now) if event.caller else []
     return state, actions + _identify(state, ctx, accounts, says)

@@ -9,6 +9,7 @@ from typing import cast
 from callflows.context import LOW_CONFIDENCE, Context
 from callflows.intake import Verdict, check_reading, meter_in_service
 from callflows.model import (
+    STEP_WORDS,
     Action,
     Finish,
     FlagReason,
@@ -97,7 +98,8 @@ def give_up_meter(state: CallState, ctx: Context) -> list[Action]:
     assert meter is not None
     reason: FlagReason = "caller_error" if state.bad_input else "no_input"
     what = "неверный ввод" if state.bad_input else "нет ответа"
-    detail = f"счётчик {meter.serial}: показание не получено ({what}, шаг {state.step})"
+    step = STEP_WORDS.get(state.step, state.step)
+    detail = f"счётчик {meter.serial}: показание не получено ({what}, шаг «{step}»)"
     actions: list[Action] = [
         RaiseFlag(reason, detail, meter.id),
         Note("decision", f"{what}: счётчик пропущен", meter.id),
@@ -163,7 +165,7 @@ def _pending(
         )
     if state.outside_window:
         first, last = ctx.policy.window_days
-        late = f"передано {ctx.local.date()} вне дней приёма {first}–{last}"
+        late = f"передано {ctx.local:%d.%m.%Y} вне дней приёма {first}–{last}"
         if pending.flag_reason is None:
             pending.status, pending.flag_reason = "flagged", "outside_window"
         # One reading has one reason; the lateness still shows in the detail.

@@ -73,3 +73,16 @@ def test_each_units_command_line_uses_options_the_command_has(name: str) -> None
     assert result.returncode == 0, result.stderr
     for option in options:
         assert option in result.stdout, (option, result.stdout)
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="no logrotate here")
+def test_logrotate_reads_the_guides_configuration_without_an_error(tmp_path: Path) -> None:
+    blocks = {m["path"]: m["body"] for m in BLOCK.finditer(DEPLOY.read_text(encoding="utf-8"))}
+    config = tmp_path / "meterline"
+    config.write_text(blocks["/etc/logrotate.d/meterline"], encoding="utf-8")
+    result = subprocess.run(
+        ["logrotate", "--debug", "--state", str(tmp_path / "state"), str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "error" not in output.lower(), output
