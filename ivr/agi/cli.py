@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import signal
 
 import click
 from flask.cli import with_appcontext
@@ -59,6 +60,11 @@ def agi_command(listen: str, workers: int) -> None:
     )
 
     async def main() -> None:
+        # On SIGTERM (systemd's stop) the calls in progress are cancelled, and each is closed
+        # as the caller's hang-up would close it: flagged as dropped, never left open.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         listener = await server.start(host, port)
         allowed = ", ".join(str(n) for n in settings.agi_allow) or "nobody"
         click.echo(f"meterline agi: listening on {host}:{port}; FastAGI allowed from {allowed}")
@@ -67,5 +73,7 @@ def agi_command(listen: str, workers: int) -> None:
 
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.info("meterline agi: stopped")
+    finally:
+        server.pool.shutdown(wait=True)

@@ -114,6 +114,10 @@ class FastAgiServer:
                 log.warning("FastAGI request for unknown script %r refused", script[:80])
                 return
             await self.call(PeerRequest(None, headers, reader, writer))
+        except asyncio.CancelledError:
+            # `meterline agi` is stopping; the call was closed as dropped. Ending the task
+            # normally spares asyncio's stream callback a CancelledError it would log.
+            pass
         finally:
             writer.close()
 
