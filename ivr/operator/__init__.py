@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, render_template, request, send_from_directory
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ivr.operator import labels
@@ -54,6 +55,22 @@ def csrf_failed(exc: CSRFError) -> tuple[str, int]:
     return render_template(
         "operator/error.html", message="Форма устарела: обновите страницу и повторите."
     ), 400
+
+
+# Werkzeug's own pages for these are in English; an operator reads Russian.
+ERROR_MESSAGES = {
+    403: "Эта страница только для администраторов.",
+    404: "Такой записи нет: возможно, ссылка устарела или в ней ошибка.",
+}
+
+
+def _error_page(exc: HTTPException) -> tuple[str, int]:
+    code = exc.code or 500
+    return render_template("operator/error.html", message=ERROR_MESSAGES[code]), code
+
+
+for _code in ERROR_MESSAGES:
+    bp.register_error_handler(_code, _error_page)
 
 
 @bp.app_template_global("t")

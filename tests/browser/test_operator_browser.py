@@ -209,6 +209,14 @@ def test_the_queue_and_a_call_read_well_on_a_phone(
             timeline = page.locator("section.card", has_text="Ход звонка")
             timeline.screenshot(path=str(shots / "phone-timeline.png"))
             page.locator(".card.meter").first.screenshot(path=str(shots / "phone-history.png"))
+            for name, path in (
+                ("dashboard", "/operator/dashboard"),
+                ("account", f"/operator/accounts/{ACCOUNT}"),
+                ("operators", "/operator/admin/operators"),
+            ):
+                page.goto(server.url + path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+                page.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
         finally:
             browser.close()
 

@@ -15,3 +15,19 @@ def test_the_sign_in_request_is_a_notice_not_an_error(app: Flask) -> None:
     client = app.test_client()
     page = client.get("/operator/", follow_redirects=True).get_data(as_text=True)
     assert '<p class="flash info" role="status">Войдите, чтобы продолжить.</p>' in page
+
+
+def test_a_missing_call_and_an_admin_page_answer_in_russian(app: Flask) -> None:
+    from tests.browser.seed import operator
+    from tests.webhooks.test_operator_access import sign_in
+
+    with app.extensions["meterline"].sessions() as session:
+        operator(session, "olga")
+        session.commit()
+    client = app.test_client()
+    assert sign_in(client, "olga") == 302
+    missing = client.get("/operator/calls/999999")
+    assert missing.status_code == 404 and "Такой записи нет" in missing.text
+    admin = client.get("/operator/admin/operators")
+    assert admin.status_code == 403 and "только для администраторов" in admin.text
+    assert "Forbidden" not in admin.text and "Not Found" not in missing.text
