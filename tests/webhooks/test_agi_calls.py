@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from callflows.model import Say
 from ivr.agi.cli import agi_service
-from ivr.agi.plan import AgiRenderer
+from ivr.agi.plan import AgiRenderer, Plan
 from ivr.agi.server import FastAgiServer
 from storage.models import Call, CallEvent, Flag, Reading
 from tests.support.agi import HANG_UP, FakeCaller
@@ -209,3 +209,31 @@ def test_a_fault_in_the_step_driver_is_flagged_and_the_caller_hears_an_apology(
     )
     with _db(agi_app) as session:
         assert "system_error" in list(session.scalars(select(Flag.reason)))
+
+
+@pytest.fixture
+def one_call_an_hour(app_config: dict[str, str]) -> None:
+    """The rate limit at one call per number and hour (set before the app is built)."""
+    app_config["METERLINE_CALLS_PER_HOUR"] = "1"
+
+
+def test_the_rate_limit_applies_to_asterisk_calls_as_to_twilio_calls(
+    one_call_an_hour: None, agi_app: Flask
+) -> None:
+    first = FakeCaller("1764000004.1", "+79211234567", ["112#", "1"])
+    second = FakeCaller("1764000004.2", "+79211234567", ["112#", "1"])
+    place(agi_app, first)
+    place(agi_app, second)
+    with agi_app.app_context():
+        refusal = agi_service().renderer.apology(prompt="rate_limited")
+    assert second.commands[1:] == _commands_of(refusal)  # after ANSWER: the refusal only
+    with _db(agi_app) as session:
+        assert list(session.scalars(select(Flag.reason))) == ["rate_limited"]
+        assert len(session.scalars(select(Reading).where(Reading.source == "ivr")).all()) == 1
+
+
+def _commands_of(reply: str) -> list[str]:
+    """The AGI commands a parting plan (prompts, then a hang-up) sends."""
+    plan = Plan.from_json(reply)
+    played = [f'STREAM FILE {name} ""' for step in plan.steps for name in step.get("play", [])]
+    return [*played, "HANGUP"]
