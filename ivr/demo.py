@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import threading
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def demo_command(host: str, port: int, no_call: bool) -> None:
     if not no_call:
         token = overrides.get("TWILIO_AUTH_TOKEN") or settings.twilio_auth_token
         _demo_call(app, base, token)
-    _print_help(base)
+    # The demo takes readings every day: this month, in the line's time zone, is the period.
+    _print_help(base, datetime.now(settings.timezone).strftime("%Y-%m"))
     try:
         thread.join()
     except KeyboardInterrupt:
@@ -113,7 +115,7 @@ def _demo_call(app: Flask, base: str, token: str) -> None:
     click.echo("--- end of the demo call ---\n")
 
 
-def _print_help(base: str) -> None:
+def _print_help(base: str, period: str) -> None:
     click.echo(f"The line is listening on {base} (Ctrl+C to stop). Call it from a second terminal:")
     # `meterline call` goes to METERLINE_PUBLIC_URL (default http://127.0.0.1:5000): name the
     # demo's own URL whenever that would not be it, so each command works as printed.
@@ -123,6 +125,6 @@ def _print_help(base: str) -> None:
         url += f" --public-url {base}"
     for number, what in demo_phones():
         click.echo(f"  meterline call{url} --from {number}    # {what}")
-    click.echo("Then: meterline export readings --period YYYY-MM")
+    click.echo(f"Then: meterline export readings --period {period} -o readings.xlsx")
     click.echo(f"Operators review flagged calls at {base}/operator/ — first create a sign-in:")
     click.echo("  meterline operators add LOGIN --admin")
