@@ -45,11 +45,6 @@ class Plan:
             raise ValueError("not an AGI plan")
         return cls(steps=data["agi"])
 
-    @property
-    def asks(self) -> bool:
-        """Whether the plan waits for the caller's answer (a next step follows)."""
-        return any("gather" in step for step in self.steps)
-
 
 class AgiRenderer:
     """The Asterisk back end's renderer (see `ivr.voice.backend.Renderer`)."""

@@ -88,8 +88,3 @@ def param_words(value: object, spec: str = "") -> list[str]:
         else:
             words.append(token.lower())
     return words
-
-
-def text_words(text: str) -> list[str]:
-    """The word files a free text (an address, a meter's place) needs."""
-    return param_words(text)
