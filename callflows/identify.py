@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from callflows.context import Context
-from callflows.intake import in_window, period_for
+from callflows.intake import in_window
 from callflows.meters import start_meters
 from callflows.model import (
     AccountInfo,
@@ -26,7 +26,9 @@ def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[A
     """Greet, apply the window policy, and identify the caller by caller ID if possible."""
     policy = ctx.policy
     today = ctx.local.date()
-    state = CallState(caller=event.caller, period=period_for(today, policy.window_days))
+    # The call's readings count for the period it was let in for, decided here once (a call
+    # that confirms after midnight on the window's last day still gives that month's readings).
+    state = CallState(caller=event.caller, period=ctx.directory.period_of(event.now))
     says = [Say("greeting")]
     actions: list[Action] = []
     if not in_window(today, policy.window_days):
@@ -40,7 +42,7 @@ def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[A
             Note("decision", f"вне дней приёма ({today:%d.%m.%Y}): показания на проверку")
         )
     says.append(Say("help_keys" if policy.operator_number else "help_keys_no_operator"))
-    accounts = ctx.directory.accounts_for_phone(event.caller, event.now) if event.caller else []
+    accounts = ctx.directory.accounts_for_phone(event.caller, state.period) if event.caller else []
     return state, actions + _identify(state, ctx, accounts, says)
 
 
@@ -84,7 +86,7 @@ def on_account_number(state: CallState, ctx: Context, digits: str) -> list[Actio
     """An account number keyed by a caller the line does not know."""
     if not digits.isdigit():
         return retry(state, ctx, [Say("not_understood")], bad=True)
-    account = ctx.directory.account_by_number(digits, ctx.now)
+    account = ctx.directory.account_by_number(digits, state.period)
     if account is None:
         note = Note("decision", f"счёт {digits} не найден")
         return [note, *retry(state, ctx, [Say("account_not_found")], bad=True)]

@@ -180,15 +180,6 @@ def in_window(today: date, window: tuple[int, int]) -> bool:
     return window[0] <= today.day <= window[1]
 
 
-def period_for(today: date, window: tuple[int, int]) -> str:
-    """'YYYY-MM' a reading handed in on `today` counts for (after the window: next month)."""
-    if today.day <= window[1]:
-        return f"{today.year:04d}-{today.month:02d}"
-    if today.month == 12:
-        return f"{today.year + 1:04d}-01"
-    return f"{today.year:04d}-{today.month + 1:02d}"
-
-
 def in_operator_hours(now_local: time, hours: tuple[tuple[int, int], tuple[int, int]]) -> bool:
     """Whether operators answer at this local time of day."""
     (start_h, start_m), (end_h, end_m) = hours

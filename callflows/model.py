@@ -100,7 +100,8 @@ class MeterInfo:
     active: bool = True
     # Accepted readings, oldest first; the last one is "the previous reading".
     history: tuple[PastReading, ...] = ()
-    # The reading already handed in for the current period, if any (any channel).
+    # The period's current accepted reading, if any (any channel): a confirmed value takes its
+    # place. Never a flagged one: that replaces nothing until an operator accepts it.
     current_period_value: Decimal | None = None
     current_period_reading_id: int | None = None
 
@@ -117,14 +118,18 @@ class AccountInfo:
 
 
 class Directory(Protocol):
-    """Where the flow looks up accounts; `ivr/` implements it over `storage/`."""
+    """Where the flow looks up accounts; `ivr/` implements it over `storage/` (the ledger)."""
 
-    def accounts_for_phone(self, e164: str, now: datetime) -> list[AccountInfo]:
-        """Accounts bound to a caller's number (E.164)."""
+    def period_of(self, moment: datetime) -> str:
+        """The period ('YYYY-MM') readings handed in at `moment` count for (the ledger's rule)."""
         ...
 
-    def account_by_number(self, number: str, now: datetime) -> AccountInfo | None:
-        """The account with this number, or None."""
+    def accounts_for_phone(self, e164: str, period: str) -> list[AccountInfo]:
+        """Accounts bound to a caller's number (E.164), meters as of `period`."""
+        ...
+
+    def account_by_number(self, number: str, period: str) -> AccountInfo | None:
+        """The account with this number, or None; meters as of `period`."""
         ...
 
 

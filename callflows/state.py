@@ -2,12 +2,34 @@
 
 The state carries the account snapshot taken at identification (meters and their history), so
 later steps need no lookups, and enough to rebuild the current prompt: `*` repeats it by
-building it again from `step`, `meter_index` and `pending`.
+building it again from `step`, `meter_index` and `pending`. `period` is the period the call was
+let in for (decided once, at the window check); every reading the call stores counts for it.
+
+Saved states outlive the code that wrote them: a call in progress during an upgrade is served
+its next step by the new code. So the JSON carries a format number, and a state of any past
+format is upgraded, one format at a time, before it is read.
+
+How to change the format (for example, to add a field):
+1. Bump FORMAT to N+1, write the field in `to_json` and read it in `from_json`.
+2. Add `_upgrade_N(data) -> data` turning a format-N dict into format N+1 (give a new field
+   its default: an old call never had it), and register it in UPGRADES under N.
+3. Keep a sample: tests/unit/states/format_N.json, a real format-N state (saved by the code
+   before your change, e.g. `confirming().to_json()` in tests/unit/test_flow_state.py). The
+   samples of every past format stay in the tests for good: each must still load and finish
+   its call.
+An optional field that old states lack may instead be read with `data.get(key, default)`
+without a new format, if its absence means exactly the default; say so next to it.
+
+Formats:
+1. The first.
+2. A meter's `current_period_value` / `current_period_reading_id` name the period's current
+   ACCEPTED reading; format 1 could name a flagged one, never accepted (issue 8).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -24,7 +46,7 @@ from callflows.snapshot import (
 )
 
 STEPS = ("start", "choose_account", "account_number", "value", "confirm", "done")
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass
@@ -148,9 +170,7 @@ class CallState:
             loaded = json.loads(raw)
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"state: not JSON: {exc}") from None
-        data = dict_of(loaded, "state")
-        if data.get("format") != FORMAT:
-            raise ValueError(f"state: unknown format {data.get('format')!r}")
+        data = upgrade(dict_of(loaded, "state"))
         step = field_of(data, "step", str)
         if step not in STEPS:
             raise ValueError(f"state: unknown step {step!r}")
@@ -184,3 +204,29 @@ class CallState:
             raise ValueError("state: confirm step without a pending value")
         if self.step == "choose_account" and not self.candidates:
             raise ValueError("state: choose_account step without accounts to choose from")
+
+
+def _upgrade_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 took any reading of the period that was not rejected as the one a confirmed
+    value replaces, a flagged one too. Which it was is not in the state, so the upgrade
+    forgets it: better the caller hears no «заменит показание …» than a value never accepted.
+    The store finds the real current reading itself, so what gets replaced is unchanged."""
+    for account in [data.get("account"), *(data.get("candidates") or [])]:
+        for meter in (account or {}).get("meters", []) if isinstance(account, dict) else []:
+            if isinstance(meter, dict):
+                meter["current_period_value"] = None
+                meter["current_period_reading_id"] = None
+    return {**data, "format": 2}
+
+
+# Format N -> format N + 1, for every past format N.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved state of any known format, brought to FORMAT one step at a time."""
+    while (fmt := data.get("format")) != FORMAT:
+        if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt not in UPGRADES:
+            raise ValueError(f"state: unknown format {fmt!r}")
+        data = UPGRADES[fmt](data)
+    return data

@@ -6,11 +6,15 @@ from collections.abc import Iterable
 from typing import cast
 
 from callflows.model import MeterInfo, MeterKind, PastReading
-from storage.models import Meter, Reading
+from storage.ledger import LedgerReading
+from storage.models import Meter
 
 
-def meter_info(meter: Meter, history: Iterable[Reading], current: Reading | None) -> MeterInfo:
-    """`history`: accepted readings before the period, oldest first; `current`: the period's."""
+def meter_info(
+    meter: Meter, history: Iterable[LedgerReading], current: LedgerReading | None
+) -> MeterInfo:
+    """`history`: the ledger's rules history, oldest first; `current`: the period's current
+    accepted reading."""
     return MeterInfo(
         id=meter.id,
         serial=meter.serial,

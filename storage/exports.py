@@ -10,6 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from storage.ledger import IS_CURRENT
 from storage.models import Account, Call, Meter, Reading
 
 
@@ -24,10 +25,11 @@ class ExportedReading(NamedTuple):
     decimal_digits: int
 
 
-def period_readings(
+def billed_readings(
     session: Session, period: str, supplier: str | None = None, batch: int = 2000
 ) -> Iterator[ExportedReading]:
-    """Accepted, not replaced readings of `period` (YYYY-MM), by account, meter and time.
+    """The ledger's current readings of `period` (YYYY-MM), one per meter at most, by
+    account and meter.
 
     `supplier` matches the meter's supplier, or the account's when the meter names none.
     """
@@ -39,11 +41,7 @@ def period_readings(
         .join(Meter, Reading.meter_id == Meter.id)
         .join(Account, Meter.account_id == Account.id)
         .outerjoin(Call, Reading.call_id == Call.id)
-        .where(
-            Reading.period == period,
-            Reading.status == "accepted",
-            Reading.replaced_by_id.is_(None),
-        )
+        .where(Reading.period == period, IS_CURRENT)
         .order_by(Account.number, Meter.serial, Reading.taken_at, Reading.id)
         .execution_options(yield_per=batch)
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from decimal import Decimal
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from storage import ledger
 from storage.accounts import BULK
 from storage.clock import utcnow
+from storage.ledger import READINGS, LedgerReading
 from storage.models import Reading
 
 
@@ -55,24 +58,80 @@ def imported_values(session: Session, keys: Iterable[str]) -> dict[str, Decimal]
 
 
 def insert_history(session: Session, readings: list[HistoryReading]) -> None:
-    """Insert accepted readings with source 'import', in one executemany."""
+    """Insert accepted readings with source 'import' by the ledger's replace rule, in bulk.
+
+    Per meter and period the reading taken last is current: the latest of the chunk takes
+    the place of the current reading unless that one was taken later; every other reading
+    goes in as history, replaced by whichever is current. Meters are locked first (the
+    ledger's lock order), so an import and a call on the same meter take turns.
+    """
     if not readings:
         return
     now = utcnow()
-    session.execute(
-        insert(Reading),
-        [
-            {
-                "meter_id": r.meter_id,
-                "value": r.value,
-                "taken_at": r.taken_at,
-                "period": r.period,
-                "source": "import",
-                "status": "accepted",
-                "idempotency_key": r.key,
-                "created_at": now,
-            }
-            for r in readings
-        ],
-        execution_options=BULK,
+    ledger.lock_meters(session, {r.meter_id for r in readings})
+    groups: dict[tuple[int, str], list[HistoryReading]] = defaultdict(list)
+    for r in readings:
+        groups[(r.meter_id, r.period)].append(r)
+    current = _current_of(session, groups)
+    winners: list[tuple[HistoryReading, LedgerReading | None]] = []
+    rest: list[tuple[HistoryReading, int | None]] = []  # filled once winners have ids
+    for key, items in groups.items():
+        items.sort(key=lambda r: (r.taken_at, r.key))
+        cur = current.get(key)
+        if cur is not None and cur.taken_at > items[-1].taken_at:
+            rest.extend((r, cur.id) for r in items)
+            continue
+        winners.append((items[-1], cur))
+        rest.extend((r, None) for r in items[:-1])
+    # A winner goes in replaced by the current reading, then is swapped in (ledger rule).
+    rows = [_row(r, cur.id if cur else None, now) for r, cur in winners]
+    ids = _insert_returning(session, rows)
+    winner_of = {(r.meter_id, r.period): i for (r, _), i in zip(winners, ids, strict=True)}
+    if rest:
+        session.execute(
+            insert(READINGS),
+            [_row(r, by or winner_of[(r.meter_id, r.period)], now) for r, by in rest],
+            execution_options=BULK,
+        )
+    swapped = [(i, cur) for (_, cur), i in zip(winners, ids, strict=True) if cur is not None]
+    for reading_id, cur in swapped:
+        ledger.make_current(session, reading_id, cur)
+    ledger.supersede_pending_of(
+        session,
+        [(i, r.meter_id, r.period, r.taken_at) for (r, _), i in zip(winners, ids, strict=True)],
     )
+
+
+def _row(r: HistoryReading, replaced_by: int | None, now: datetime) -> dict[str, object]:
+    return {
+        "meter_id": r.meter_id,
+        "value": r.value,
+        "taken_at": r.taken_at,
+        "period": r.period,
+        "source": "import",
+        "status": "accepted",
+        "idempotency_key": r.key,
+        "replaced_by_id": replaced_by,
+        "created_at": now,
+    }
+
+
+def _insert_returning(session: Session, rows: list[dict[str, object]]) -> list[int]:
+    if not rows:
+        return []
+    stmt = insert(READINGS).returning(READINGS.c.id, sort_by_parameter_order=True)
+    return list(session.execute(stmt, rows).scalars())
+
+
+def _current_of(
+    session: Session, groups: dict[tuple[int, str], list[HistoryReading]]
+) -> dict[tuple[int, str], LedgerReading]:
+    """The current reading of each (meter, period) of the chunk, in one query per period."""
+    by_period: dict[str, list[int]] = defaultdict(list)
+    for meter_id, period in groups:
+        by_period[period].append(meter_id)
+    found: dict[tuple[int, str], LedgerReading] = {}
+    for period, meter_ids in by_period.items():
+        for meter_id, row in ledger.current_readings(session, meter_ids, period).items():
+            found[(meter_id, period)] = row
+    return found

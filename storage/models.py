@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -71,6 +72,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# Which readings count for billing: accepted, and replaced by nothing.
+CURRENT_ACCEPTED = text("status = 'accepted' AND replaced_by_id IS NULL")
 
 
 class Base(DeclarativeBase):
@@ -168,7 +173,19 @@ class CallEvent(Base):
 
 class Reading(Base):
     __tablename__ = "readings"
-    __table_args__ = (Index("ix_readings_meter_taken", "meter_id", "taken_at"),)
+    __table_args__ = (
+        Index("ix_readings_meter_taken", "meter_id", "taken_at"),
+        # The ledger's invariant (storage/ledger.py): at most one current accepted reading
+        # per meter and period, whatever code path writes.
+        Index(
+            "uq_readings_current_accepted",
+            "meter_id",
+            "period",
+            unique=True,
+            sqlite_where=CURRENT_ACCEPTED,
+            postgresql_where=CURRENT_ACCEPTED,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))

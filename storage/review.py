@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
+from storage.ledger import READINGS, counts_for_billing
 from storage.models import (
     Account,
     AuditEntry,
@@ -74,18 +75,17 @@ class QueuePage:
 
 
 def _previous_value(meter_id: Any, before: Any, exclude_id: Any) -> Any:
-    """The last accepted, not replaced reading of a meter before a moment (correlated)."""
-    prev = aliased(Reading)
+    """The meter's last reading that counts (the ledger's current ones) before a moment."""
+    prev = READINGS.alias("prev")
     return (
-        select(prev.value)
+        select(prev.c.value)
         .where(
-            prev.meter_id == meter_id,
-            prev.status == "accepted",
-            prev.replaced_by_id.is_(None),
-            prev.taken_at < before,
-            or_(exclude_id.is_(None), prev.id != exclude_id),
+            prev.c.meter_id == meter_id,
+            counts_for_billing(prev),
+            prev.c.taken_at < before,
+            or_(exclude_id.is_(None), prev.c.id != exclude_id),
         )
-        .order_by(prev.taken_at.desc())
+        .order_by(prev.c.taken_at.desc())
         .limit(1)
         .scalar_subquery()
     )
@@ -232,37 +232,6 @@ def meter_readings(session: Session, meter_id: int, limit: int = 24) -> list[Rea
     return list(session.scalars(stmt.order_by(Reading.taken_at.desc()).limit(limit)))
 
 
-def accepted_history(
-    session: Session, meter_id: int, before_period: str, exclude_id: int | None, limit: int = 24
-) -> list[Reading]:
-    """Accepted, not replaced readings of earlier periods, oldest first (the rules' history)."""
-    stmt = select(Reading).where(
-        Reading.meter_id == meter_id,
-        Reading.status == "accepted",
-        Reading.replaced_by_id.is_(None),
-        Reading.period < before_period,
-    )
-    if exclude_id is not None:
-        stmt = stmt.where(Reading.id != exclude_id)
-    rows = list(session.scalars(stmt.order_by(Reading.taken_at.desc()).limit(limit)))
-    return rows[::-1]
-
-
-def current_in_period(
-    session: Session, meter_id: int, period: str, exclude_id: int | None = None
-) -> list[Reading]:
-    """Accepted, not replaced readings of a meter for a period (normally one at most)."""
-    stmt = select(Reading).where(
-        Reading.meter_id == meter_id,
-        Reading.period == period,
-        Reading.status == "accepted",
-        Reading.replaced_by_id.is_(None),
-    )
-    if exclude_id is not None:
-        stmt = stmt.where(Reading.id != exclude_id)
-    return list(session.scalars(stmt.order_by(Reading.taken_at)))
-
-
 def find_accounts(session: Session, number: str | None, phone: str | None) -> list[Account]:
     """Accounts by exact number or by a bound phone number (E.164)."""
     conds: list[ColumnElement[bool]] = []
@@ -289,17 +258,6 @@ def resolve_flag(
             resolution=resolution,
             note=note,
         )
-        .execution_options(synchronize_session="fetch")
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-def mark_replaced(session: Session, reading_id: int, by_id: int) -> bool:
-    """Point a reading at its replacement; False if it was already replaced."""
-    result = session.execute(
-        update(Reading)
-        .where(Reading.id == reading_id, Reading.replaced_by_id.is_(None))
-        .values(replaced_by_id=by_id)
         .execution_options(synchronize_session="fetch")
     )
     return bool(getattr(result, "rowcount", 0))

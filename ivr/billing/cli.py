@@ -19,7 +19,7 @@ from ivr.billing.report import Report
 from ivr.billing.xlsx import write_xlsx
 from ivr.commands.schema import needs_schema
 from ivr.services import services
-from storage.exports import period_readings
+from storage.exports import billed_readings
 
 # Exit codes: 1 when some rows were rejected, 2 when the file cannot be read as the table.
 EXIT_REJECTED = 1
@@ -81,7 +81,7 @@ def import_readings_command(file: BinaryIO, encoding: str, dry_run: bool) -> Non
     table = _open(file, readings_import.COLUMNS, encoding)
     svc = services()
     report = readings_import.import_readings(
-        svc.sessions, table, svc.settings.timezone, dry_run=dry_run
+        svc.sessions, table, svc.settings.timezone, svc.settings.window, dry_run=dry_run
     )
     _finish(report, dry_run)
 
@@ -160,7 +160,7 @@ def export_readings_command(
     svc = services()
     tz = svc.settings.timezone
     with svc.sessions() as session:
-        readings = period_readings(session, period, supplier)
+        readings = billed_readings(session, period, supplier)
         if output is None:
             count = write(stdout, readings, tz)
             stdout.flush()

@@ -17,6 +17,7 @@ from ivr.billing.report import Report, write_chunk
 from storage.accounts import meter_registers, refresh_statistics
 from storage.clock import utcnow
 from storage.imported_readings import HistoryReading, imported_values, insert_history
+from storage.ledger import period_of
 
 COLUMNS = ("meter_serial", "taken_at", "value")
 
@@ -38,6 +39,7 @@ def parse_row(
     registers: dict[str, tuple[int, int, int]],
     tz: ZoneInfo,
     now: datetime,
+    window: tuple[int, int],
 ) -> HistoryReading:
     """A validated reading, or RowError naming the first problem."""
     if "" in raw:
@@ -54,7 +56,9 @@ def parse_row(
     too_long = fields.fits_register(value, integer_digits, decimal_digits)
     if too_long:
         raise fields.RowError(too_long)
-    period = taken_at.astimezone(tz).strftime("%Y-%m")
+    # The ledger's rule, as for the line: a reading taken after the window's last day
+    # counts for the next month.
+    period = period_of(taken_at, tz, window)
     return HistoryReading.of(meter_id, taken_at, value, period)
 
 
@@ -66,6 +70,7 @@ def import_readings(
     sessions: sessionmaker[Session],
     table: Table,
     tz: ZoneInfo,
+    window: tuple[int, int],
     rows_per_chunk: int = 1000,
     dry_run: bool = False,
 ) -> Report:
@@ -78,7 +83,7 @@ def import_readings(
     for line, raw in table.rows():
         report.rows += 1
         try:
-            reading = parse_row(raw, registers, tz, now)
+            reading = parse_row(raw, registers, tz, now, window)
             if _is_repeat(reading, line, batch):
                 report.skipped += 1
                 continue

@@ -11,7 +11,7 @@ from ivr.operator.blueprint import bp
 from ivr.operator.checks import Check, DecisionError
 from ivr.operator.entry import enter_reading
 from ivr.operator.pages import account_context
-from ivr.operator.web import db, me, now, settings
+from ivr.operator.web import db, me, now, retried, settings
 from ivr.phones import normalize
 from storage.models import Account
 from storage.review import find_accounts
@@ -47,7 +47,9 @@ def enter(number: str) -> Any:
     """Check a typed reading, then save it on the second step."""
     found = _account(number)
     try:
-        result = enter_reading(db(), settings(), found, me().operator_id, request.form, now())
+        result = retried(
+            lambda: enter_reading(db(), settings(), found, me().operator_id, request.form, now())
+        )
     except DecisionError as exc:
         db().rollback()
         flash(str(exc), "error")

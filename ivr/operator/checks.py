@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from callflows.intake import Verdict, check_reading, meter_in_service, period_for
+from callflows.intake import Verdict, check_reading, meter_in_service
 from callflows.model import MeterInfo, Thresholds
 from ivr.meter_info import meter_info
 from ivr.operator.labels import consequence
+from storage import ledger
 from storage.models import Meter
-from storage.review import accepted_history, current_in_period
 
 # Values the rules say cannot be stored at all; the rest an operator may confirm.
 REFUSED = {"too_many_digits", "inactive"}
@@ -32,6 +34,9 @@ class Check:
     verdict: Verdict
     text: str
     service: str = "ok"  # ok | inactive | overdue
+    # The "Сохранить" form's one-time token: the stored reading's idempotency key, so a form
+    # submitted twice (a double click, a resent POST) stores once.
+    once: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
     @property
     def can_save(self) -> bool:
@@ -64,10 +69,13 @@ def parse_value(raw: str) -> Decimal:
 def meter_info_at(
     session: Session, meter: Meter, period: str, exclude_id: int | None = None
 ) -> MeterInfo:
-    """The meter as the rules see it, with accepted history from before `period`."""
-    history = accepted_history(session, meter.id, period, exclude_id)
-    current = current_in_period(session, meter.id, period, exclude_id)
-    return meter_info(meter, history, current[-1] if current else None)
+    """The meter as the rules see it for `period` (the ledger's history and current reading),
+    leaving out reading `exclude_id` (the one being corrected)."""
+    history = ledger.rules_history(session, [meter.id], period, exclude_id)[meter.id]
+    current = ledger.current_readings(session, [meter.id], period).get(meter.id)
+    if current is not None and current.id == exclude_id:
+        current = None
+    return meter_info(meter, history, current)
 
 
 def check_value(
@@ -90,11 +98,6 @@ def check_value(
     return Check(value, verdict, text, service)
 
 
-def local_period(at: datetime, zone: tzinfo, window: tuple[int, int]) -> str:
-    """The period a reading handed in at `at` counts for, by the utility's local date."""
-    return period_for(at.astimezone(zone).date(), window)
-
-
 def confirmed(form_token: str | None, check: Check) -> bool:
     """Whether the form is the "Сохранить" step for exactly this checked value."""
     if not form_token:
@@ -103,3 +106,12 @@ def confirmed(form_token: str | None, check: Check) -> bool:
         return Decimal(form_token) == check.value
     except ArithmeticError:
         return False
+
+
+ONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def once_key(form: Mapping[str, str]) -> str | None:
+    """The idempotency key of a "Сохранить" form, from its one-time token; None if absent."""
+    token = form.get("once") or ""
+    return f"operator:{token}" if ONCE.fullmatch(token) else None

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy.orm import Session
 
-from callflows.intake import period_for
 from ivr.operator.labels import period_words
+from storage.ledger import period_of
 from storage.review_stats import Figures, figures
 
 
@@ -26,12 +26,13 @@ def _utc(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
-def period_days(period: str, window: tuple[int, int]) -> tuple[date, date]:
-    """The first and last local day whose readings count for `period`."""
+def period_days(period: str, zone: tzinfo, window: tuple[int, int]) -> tuple[date, date]:
+    """The first and last local day whose readings count for `period` (the ledger's rule)."""
     year, month = map(int, period.split("-"))
     start = date(year, month, 1) - timedelta(days=40)
     days = [start + timedelta(days=i) for i in range(75)]
-    inside = [d for d in days if period_for(d, window) == period]
+    noon = time(12)
+    inside = [d for d in days if period_of(datetime.combine(d, noon, zone), zone, window) == period]
     return inside[0], inside[-1]
 
 
@@ -40,8 +41,8 @@ def dashboard(
 ) -> tuple[str, list[Span]]:
     """The current period and the figures for today and for that period."""
     today = now.astimezone(zone).date()
-    period = period_for(today, window)
-    first, last = period_days(period, window)
+    period = period_of(now, zone, window)
+    first, last = period_days(period, zone, window)
     day_after = today + timedelta(days=1)
     spans = [
         Span("Сегодня", today, today, figures(session, _utc(today, zone), _utc(day_after, zone))),

@@ -8,17 +8,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
-from ivr.operator.checks import (
-    Check,
-    DecisionError,
-    check_value,
-    confirmed,
-    local_period,
-    parse_value,
-)
-from ivr.operator.decisions import supersede
-from storage.models import Account, Meter, Reading
+from ivr.operator.checks import Check, DecisionError, check_value, confirmed, once_key, parse_value
+from storage import ledger
+from storage.ledger import NewReading
+from storage.models import Account, Meter
 from storage.review import write_audit
+
+ALREADY = "Это показание уже сохранено"
 
 
 def enter_reading(
@@ -29,38 +25,45 @@ def enter_reading(
     form: Mapping[str, str],
     now: datetime,
 ) -> Check | str:
-    """Check a typed reading (a Check awaits "Сохранить") or store it; commits."""
+    """Check a typed reading (a Check awaits "Сохранить") or store it; commits.
+
+    The "Сохранить" form's one-time token is the reading's idempotency key: the same form
+    posted twice, even at once, stores one reading."""
     meter_id = form.get("meter_id", "")
     meter = session.get(Meter, int(meter_id)) if meter_id.isdigit() else None
     if meter is None or meter.account_id != account.id:
         raise DecisionError("Нет такого счётчика на этом лицевом счёте")
     value = parse_value(form.get("value", ""))
-    period = local_period(now, settings.timezone, settings.window)
+    period = ledger.period_of(now, settings.timezone, settings.window)
     check = check_value(session, settings.thresholds, meter, value, now, period)
-    if form.get("action") == "check" or not confirmed(form.get("checked"), check):
+    key = once_key(form)
+    if form.get("action") == "check" or not confirmed(form.get("checked"), check) or not key:
         return check
     if not check.can_save:
         raise DecisionError(f"Нельзя сохранить: {check.text}")
-    reading = Reading(
+    ledger.lock_meters(session, [meter.id])
+    new = NewReading(
         meter_id=meter.id,
         value=value,
         taken_at=now,
         period=period,
         source="operator",
-        status="accepted",
+        idempotency_key=key,
         created_at=now,
     )
-    session.add(reading)
-    session.flush()
-    replaced = supersede(session, reading, set())
+    stored = ledger.store(session, new)
+    if stored is None:
+        session.rollback()
+        return ALREADY
     note = (form.get("note") or "").strip()[:2000] or check.text
     after = {
-        "reading_id": reading.id,
+        "reading_id": stored.reading_id,
         "value": str(value),
         "period": period,
         "meter": meter.serial,
         "check": check.verdict.outcome,
-        "replaced": replaced,
+        "replaced": [stored.replaced.id] if stored.replaced else [],
+        "superseded": list(stored.superseded),
     }
     write_audit(
         session,
@@ -70,7 +73,7 @@ def enter_reading(
         {"account": account.number},
         after,
         note,
-        reading_id=reading.id,
+        reading_id=stored.reading_id,
     )
     session.commit()
     return f"Показание {meter.serial} за {period} сохранено"

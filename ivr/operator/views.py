@@ -13,7 +13,7 @@ from ivr.operator.checks import Check, DecisionError
 from ivr.operator.dashboard import dashboard
 from ivr.operator.pages import audio_name, call_context, review_context
 from ivr.operator.queue import queue_filter
-from ivr.operator.web import db, me, now, settings
+from ivr.operator.web import db, me, now, retried, settings
 from storage.models import Flag
 from storage.review import review_queue, suppliers
 
@@ -70,7 +70,11 @@ def decide(flag_id: int) -> Any:
         abort(404)
     call_id = found.call_id
     try:
-        result = decisions.decide(db(), settings(), flag_id, me().operator_id, request.form, now())
+        result = retried(
+            lambda: decisions.decide(
+                db(), settings(), flag_id, me().operator_id, request.form, now()
+            )
+        )
     except DecisionError as exc:
         db().rollback()
         flash(str(exc), "error")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from flask import abort, g
 from flask_login import UserMixin, current_user
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.services import services
+from storage.ledger_retry import retrying
 from storage.models import Operator
+
+T = TypeVar("T")
 
 
 class SignedIn(UserMixin):
@@ -62,6 +68,20 @@ def close_db(_exc: BaseException | None = None) -> None:
     session: Session | None = g.pop("operator_db", None)
     if session is not None:
         session.close()
+
+
+def retried(work: Callable[[], T]) -> T:
+    """Run an operator's decision again, from a fresh transaction, when the database reports
+    a conflict (deadlock, serialization failure, a busy SQLite): invisible to the operator."""
+
+    def attempt() -> T:
+        try:
+            return work()
+        except DBAPIError:
+            db().rollback()
+            raise
+
+    return retrying(attempt)
 
 
 def settings() -> Settings:

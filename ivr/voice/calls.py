@@ -19,16 +19,27 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callflows.flow import advance
-from callflows.intake import period_for
-from callflows.model import CallEnded, CallStarted, Event, Keys, Policy, Silence
+from callflows.model import (
+    Action,
+    CallEnded,
+    CallStarted,
+    Event,
+    Hangup,
+    Keys,
+    Policy,
+    Say,
+    Silence,
+)
 from callflows.state import CallState
 from ivr.config import Settings
 from ivr.phones import mask, normalize
 from ivr.prompts import Catalogue
 from ivr.voice.backend import Renderer
 from ivr.voice.directory import SqlDirectory
-from ivr.voice.effects import StepInfo, apply_effects
+from ivr.voice.effects import StepInfo, apply_effects, saved_report
 from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
+from storage.ledger import period_of
+from storage.ledger_retry import retrying
 from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
 
 log = logging.getLogger(__name__)
@@ -116,7 +127,8 @@ class VoiceService:
         """The caller answered a prompt (keys, speech or silence)."""
         sid = _call_sid(form)
         now = self.clock()
-        try:
+
+        def attempt() -> str:
             with self.sessions() as session:
                 call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
                 if call is None:
@@ -134,16 +146,37 @@ class VoiceService:
                     twiml = self._run(session, call, state, event, step_url)
                 session.commit()
                 return twiml
+
+        try:
+            # A deadlock or serialization failure rolls the whole step back: run it again
+            # (the flow is pure, the event the same), unheard by the caller.
+            return retrying(attempt)
         except StepConflict:
             return self._winner_reply(sid, seq)
 
     def status(self, form: Mapping[str, str]) -> None:
-        """Twilio's status callback: close the call; flag it if the flow never finished."""
+        """Twilio's status callback: close the call; flag it if the flow never finished.
+
+        The call is closed (`ended_at`) even when its state cannot be read or the flow's
+        effects fail: a call left open would count as in progress for ever."""
         sid = _call_sid(form)
         status = str(form.get("CallStatus", ""))
         if status not in FINAL_STATUSES:
             return
         now = self.clock()
+        try:
+            retrying(lambda: self._close(sid, status, now))
+        except Exception:
+            log.exception("status callback of %s failed; closing the call only", sid)
+            with self.sessions() as session:
+                session.execute(
+                    update(Call)
+                    .where(Call.call_sid == sid, Call.ended_at.is_(None))
+                    .values(ended_at=now, outcome=func.coalesce(Call.outcome, "dropped"))
+                )
+                session.commit()
+
+    def _close(self, sid: str, status: str, now: datetime) -> None:
         with self.sessions() as session:
             call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
             if call is None:
@@ -159,27 +192,45 @@ class VoiceService:
             if claimed == 1 and call.state == AWAITING_STREAM:
                 session.add(Flag(reason="dropped_call", call_id=call.id, detail="до приветствия"))
             elif claimed == 1:
-                state = CallState.from_json(call.state)
-                ended = CallEnded(status=status, now=now)
-                _, actions = advance(state, ended, *self._deps(session, call))
-                info = StepInfo(call=call, seq=call.seq, period=self._period(now), now=now)
-                apply_effects(session, info, actions)
-                call.outcome = call.outcome or "dropped"
+                self._end_flow(session, call, status, now)
             session.add(CallEvent(call_id=call.id, seq=call.seq, kind="status", text=status))
             session.commit()
 
+    def _end_flow(self, session: Session, call: Call, status: str, now: datetime) -> None:
+        """Tell the flow the call ended; a state that cannot be read still gets its flag."""
+        try:
+            state = CallState.from_json(call.state)
+        except ValueError as exc:
+            detail = f"звонок завершился (статус {status}); состояние не читается: {exc}"
+            session.add(Flag(reason="dropped_call", call_id=call.id, detail=detail[:2000]))
+            call.outcome = "dropped"
+            return
+        _, actions = advance(state, CallEnded(status=status, now=now), *self._deps(session, call))
+        apply_effects(session, self._info(call, call.seq, state, now), actions)
+        call.outcome = call.outcome or "dropped"
+
     def fail(self, sid: str | None, detail: str) -> str:
-        """Something broke: flag it if the database lets us, and apologise to the caller."""
+        """Something broke: flag it if the database lets us, and apologise to the caller,
+        saying truthfully what this call saved and what it did not."""
+        says: list[Say] = []
         try:
             with self.sessions() as session:
-                call_id = None
+                call = None
                 if sid:
-                    call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
+                    call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
+                call_id = call.id if call is not None else None
                 session.add(Flag(reason="system_error", detail=detail[:2000], call_id=call_id))
                 session.commit()
-        except Exception:  # the database itself may be what failed
+                if call is not None:
+                    says = saved_report(session, call)
+        except Exception:  # the database itself may be what failed: then we claim nothing
             log.exception("could not record a system_error flag")
-        return self.renderer.apology()
+        try:
+            actions: list[Action] = [Say("system_error"), *says, Say("call_later"), Hangup()]
+            return self.renderer.render(actions, "").reply
+        except Exception:
+            log.exception("could not render the apology")
+            return self.renderer.apology()
 
     # --- internals ---
 
@@ -196,8 +247,10 @@ class VoiceService:
         session.commit()
         return twiml
 
-    def _period(self, now: datetime) -> str:
-        return period_for(now.astimezone(self.settings.timezone).date(), self.settings.window)
+    def _info(self, call: Call, seq: int, state: CallState, now: datetime) -> StepInfo:
+        """The step's effects count for the period the call was let in for (on its state)."""
+        period = state.period or period_of(now, self.settings.timezone, self.settings.window)
+        return StepInfo(call=call, seq=seq, period=period, now=now)
 
     def _run(
         self,
@@ -219,9 +272,7 @@ class VoiceService:
             session.rollback()
             raise StepConflict(call.call_sid)
         now = getattr(event, "now", self.clock())
-        apply_effects(
-            session, StepInfo(call=call, seq=seq, period=self._period(now), now=now), actions
-        )
+        apply_effects(session, self._info(call, seq, new_state, now), actions)
         for text in rendered.spoken:
             session.add(CallEvent(call_id=call.id, seq=seq, kind="prompt", text=text))
         session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.reply))

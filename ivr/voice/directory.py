@@ -8,11 +8,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from callflows.intake import period_for
 from callflows.model import AccountInfo
 from ivr.meter_info import meter_info
+from storage.ledger import current_readings, period_of, rules_history
 from storage.models import Account, Meter, Phone
-from storage.readings import accepted_history, period_readings
 
 KIND_ORDER = {"hot_water": 0, "cold_water": 1, "heat": 2}
 
@@ -25,7 +24,11 @@ class SqlDirectory:
         self.timezone = timezone
         self.window = window
 
-    def accounts_for_phone(self, e164: str, now: datetime) -> list[AccountInfo]:
+    def period_of(self, moment: datetime) -> str:
+        """The period readings handed in at `moment` count for (the ledger's rule)."""
+        return period_of(moment, self.timezone, self.window)
+
+    def accounts_for_phone(self, e164: str, period: str) -> list[AccountInfo]:
         """Accounts bound to this number, by account number."""
         accounts = self.session.scalars(
             select(Account)
@@ -34,31 +37,23 @@ class SqlDirectory:
             .order_by(Account.number)
             .options(selectinload(Account.meters))
         ).all()
-        return [self._info(account, now) for account in accounts]
+        return [self._info(account, period) for account in accounts]
 
-    def account_by_number(self, number: str, now: datetime) -> AccountInfo | None:
+    def account_by_number(self, number: str, period: str) -> AccountInfo | None:
         """The account with this number, or None."""
         account = self.session.scalars(
             select(Account).where(Account.number == number).options(selectinload(Account.meters))
         ).one_or_none()
-        return self._info(account, now) if account else None
+        return self._info(account, period) if account else None
 
-    def _info(self, account: Account, now: datetime) -> AccountInfo:
-        period = period_for(now.astimezone(self.timezone).date(), self.window)
+    def _info(self, account: Account, period: str) -> AccountInfo:
         meters = sorted(
             account.meters, key=lambda m: (KIND_ORDER.get(m.kind, 9), m.location, m.serial)
         )
         ids = [m.id for m in meters]
-        current = period_readings(self.session, ids, period)
-        history = accepted_history(self.session, ids)
-        infos = [
-            meter_info(
-                meter,
-                (r for r in history.get(meter.id, []) if r.period != period),
-                current.get(meter.id),
-            )
-            for meter in meters
-        ]
+        current = current_readings(self.session, ids, period)
+        history = rules_history(self.session, ids, period)
+        infos = [meter_info(meter, history[meter.id], current.get(meter.id)) for meter in meters]
         return AccountInfo(
             id=account.id,
             number=account.number,

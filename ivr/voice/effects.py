@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callflows.model import Action, Finish, Note, RaiseFlag, SetAccount, StoreReading
-from storage.models import Call, CallEvent, Flag, Meter
-from storage.readings import insert_reading, period_readings, reading_by_key
+from callflows.model import Action, Finish, Note, RaiseFlag, Say, SetAccount, StoreReading
+from callflows.state import CallState
+from storage import ledger
+from storage.ledger import NewReading
+from storage.models import Call, CallEvent, Flag
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class StepInfo:
 def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> None:
     """Store readings, raise flags, write the timeline, bind the account, record the outcome."""
     call = info.call
+    # The ledger's lock order: the meters a step stores for are locked before any row that
+    # names them (timeline notes, flags) is written; see storage/ledger.py.
+    ledger.lock_meters(session, (a.meter_id for a in actions if isinstance(a, StoreReading)))
     for action in actions:
         if isinstance(action, StoreReading):
             _store(session, info, action)
@@ -57,14 +61,7 @@ def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> No
 def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     call = info.call
     key = f"ivr:{call.call_sid}:{action.key}"
-    replaces = action.replaces_reading_id if action.status == "accepted" else None
-    if action.status == "accepted":
-        # Two calls for one account at once: the other may have stored this period's reading
-        # after our snapshot was taken. Replace what is current now, or the period would keep
-        # two current readings.
-        replaces = _current_reading_id(session, action.meter_id, info.period) or replaces
-    reading = insert_reading(
-        session,
+    new = NewReading(
         meter_id=action.meter_id,
         value=action.value,
         taken_at=info.now,  # type: ignore[arg-type]
@@ -73,16 +70,18 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
         status=action.status,
         call_id=call.id,
         idempotency_key=key,
-        # A flagged value replaces the period's earlier reading only once an operator
-        # accepts it; until then the earlier one stays current (and exported).
-        replaces_reading_id=replaces,
         input_mode=action.input_mode,
         transcript=action.transcript,
         confidence=action.confidence,
         audio_file=action.audio,
     )
-    if reading is None:
-        existing = reading_by_key(session, key)
+    # A flagged value replaces nothing until an operator accepts it; what it would replace
+    # then is the period's current accepted reading now (another call may have stored one
+    # since this call's snapshot was taken).
+    current = ledger.current_readings(session, [action.meter_id], info.period)
+    stored = ledger.store(session, new)
+    if stored is None:
+        existing = ledger.reading_by_key(session, key)
         text = f"показание уже сохранено ранее (№{existing.id if existing else '?'})"
         session.add(CallEvent(call_id=call.id, seq=info.seq, kind="decision", text=text))
         return
@@ -91,7 +90,8 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
             call_id=call.id,
             seq=info.seq,
             kind="decision",
-            text=f"сохранено показание {reading.value} ({_status_ru(action.status)})",
+            text=f"сохранено показание {action.value} ({_status_ru(action.status)})"
+            + _replaced_words(stored),
             meter_id=action.meter_id,
             confidence=action.confidence,
             audio_file=action.audio,
@@ -99,25 +99,47 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     )
     if action.status == "flagged":
         detail = action.flag_detail
-        if action.replaces_reading_id is not None:
-            detail = f"{detail} (заменит показание, уже сданное за этот период)".strip()
+        if action.meter_id in current:
+            replaced = current[action.meter_id]
+            value = format(replaced.value, "f")
+            detail = f"{detail} (заменит показание {value}, уже сданное за этот период)".strip()
         session.add(
             Flag(
                 reason=action.flag_reason or "anomalous",
                 detail=detail,
                 call_id=call.id,
-                reading_id=reading.id,
+                reading_id=stored.reading_id,
                 meter_id=action.meter_id,
                 account_id=call.account_id,
             )
         )
 
 
-def _current_reading_id(session: Session, meter_id: int, period: str) -> int | None:
-    """The meter's current reading of the period, the meter's row locked so stores take turns."""
-    session.execute(select(Meter.id).where(Meter.id == meter_id).with_for_update())
-    current = period_readings(session, [meter_id], period).get(meter_id)
-    return current.id if current is not None else None
+def _replaced_words(stored: ledger.Stored) -> str:
+    """What the store did to the period's other readings, for the timeline."""
+    words = []
+    if stored.replaced is not None:
+        words.append(f"заменило показание {format(stored.replaced.value, 'f')}")
+    if stored.later is not None:
+        words.append(f"действует более позднее {format(stored.later.value, 'f')}")
+    if stored.superseded:
+        words.append(f"ожидающих проверки показаний заменено: {len(stored.superseded)}")
+    return "; " + "; ".join(words) if words else ""
+
+
+def saved_report(session: Session, call: Call) -> list[Say]:
+    """What an apology must say about this call's readings: how many are stored (counted in
+    the ledger, not taken from the state), and the value the caller was confirming, if any,
+    which is not."""
+    count = ledger.stored_by_call(session, call.id)
+    says = [Say("system_error_saved", {"count": count}) if count else Say("system_error_none")]
+    try:
+        pending = CallState.from_json(call.state).pending
+    except ValueError:
+        pending = None
+    if pending is not None:
+        says.append(Say("system_error_not_saved", {"value": pending.value}))
+    return says
 
 
 def _status_ru(status: str) -> str:

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from callflows.intake import period_for
 from ivr.operator.operators import add_operator
+from storage.ledger import period_of
 from storage.models import Account, Call, CallEvent, Flag, Meter, Phone, Reading
 
 ZONE = ZoneInfo("Europe/Moscow")
@@ -89,7 +89,7 @@ def seed(
     session.flush()
     for months in range(12, 0, -1):
         taken = month_back(now, months)
-        period = period_for(taken.astimezone(ZONE).date(), window)
+        period = period_of(taken, ZONE, window)
         for meter, value in ((hot, 100 + 3 * (12 - months)), (heat, 10 + (12 - months))):
             session.add(
                 Reading(
@@ -121,7 +121,7 @@ def seed(
         meter_id=hot.id,
         value=Decimal(190),
         taken_at=now - timedelta(minutes=1),
-        period=period_for(now.astimezone(ZONE).date(), window),
+        period=period_of(now, ZONE, window),
         source="ivr",
         status="flagged",
         call_id=call.id,

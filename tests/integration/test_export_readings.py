@@ -14,6 +14,8 @@ from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from storage import ledger
+from storage.ledger import NewReading
 from storage.models import Account, Call, Meter, Reading
 
 HEADER = ["account", "meter_serial", "meter_kind", "value", "taken_at", "source", "call_sid"]
@@ -49,9 +51,12 @@ def stored(app: Flask, engine: Engine) -> None:
         db.add(call)
         db.flush()
         march = datetime(2026, 3, 23, 7, 15, tzinfo=UTC)
-        first = reading(db, hw, "100.5", march, call_id=call.id)
-        second = reading(db, hw, "101.25", march.replace(hour=8), call_id=call.id)
-        first.replaced_by_id = second.id
+        db.flush()
+        for value, when in (("100.5", march), ("101.25", march.replace(hour=8))):
+            # Through the ledger: the later reading replaces the earlier one.
+            ledger.store(
+                db, NewReading(hw.id, Decimal(value), when, "2026-03", "ivr", call_id=call.id)
+            )
         reading(db, ht, "12.000", march, source="operator")
         reading(db, cw, "7", march.replace(day=24), source="import")
         reading(db, cw, "9999", march, status="flagged")

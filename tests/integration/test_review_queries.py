@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy.orm import Session
 
-from storage.models import Call, Flag, Operator, Reading
+from storage import ledger
+from storage.ledger import LedgerError
+from storage.models import Call, Flag, Operator
 from storage.review import (
     PAGE_SIZE,
     QueueFilter,
-    mark_replaced,
     resolve_flag,
     review_queue,
 )
@@ -64,20 +66,13 @@ def test_a_flag_is_resolved_once_only(session: Session) -> None:
     assert flag is not None and flag.resolution == "accepted"
 
 
-def test_a_reading_is_replaced_once_only(session: Session) -> None:
+def test_a_flagged_reading_is_decided_once_only(session: Session) -> None:
     seeded = seed(session, NOW, commit=False)
-    new = Reading(
-        meter_id=seeded.meter_id,
-        value=Decimal(136),
-        taken_at=NOW,
-        period="2026-11",
-        source="operator",
-        status="accepted",
-    )
-    session.add(new)
-    session.flush()
-    assert mark_replaced(session, seeded.reading_id, new.id)
-    assert not mark_replaced(session, seeded.reading_id, new.id)
+    assert ledger.accept(session, seeded.reading_id).current
+    with pytest.raises(LedgerError):
+        ledger.accept(session, seeded.reading_id)
+    with pytest.raises(LedgerError):
+        ledger.reject(session, seeded.reading_id)
 
 
 def test_figures_count_calls_readings_flags_and_drop_offs(session: Session) -> None:

@@ -50,16 +50,24 @@ def add_meter(
     session.flush()
     now = now or datetime.now().astimezone()
     for i, value in enumerate(history):
-        taken = now - timedelta(days=30 * (len(history) - i))
+        months_back = len(history) - i
+        taken = now - timedelta(days=30 * months_back)
         session.add(
             Reading(
                 meter_id=meter.id,
                 value=Decimal(value),
                 taken_at=taken,
-                period=taken.strftime("%Y-%m"),
+                # One period per reading, months before now's: 30-day steps can land twice
+                # in one month, and a period holds one current reading.
+                period=_month_back(now, months_back),
                 source="import",
                 status="accepted",
             )
         )
     session.flush()
     return meter
+
+
+def _month_back(moment: datetime, months: int) -> str:
+    index = moment.year * 12 + moment.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"

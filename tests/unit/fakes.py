@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from callflows.flow import advance
 from callflows.model import (
@@ -27,6 +28,7 @@ from callflows.model import (
     StoreReading,
 )
 from callflows.state import CallState
+from storage.ledger import period_of
 
 T = TypeVar("T")
 
@@ -41,6 +43,7 @@ class FakeDirectory:
     by_phone: dict[str, list[AccountInfo]] = field(default_factory=dict)
     accounts: list[AccountInfo] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)
+    periods: list[str] = field(default_factory=list)  # the period of every lookup
 
     def add(self, account: AccountInfo, *phones: str) -> AccountInfo:
         """Register an account, bound to these phones."""
@@ -49,14 +52,20 @@ class FakeDirectory:
             self.by_phone.setdefault(phone, []).append(account)
         return account
 
-    def accounts_for_phone(self, e164: str, now: datetime) -> list[AccountInfo]:
+    def period_of(self, moment: datetime) -> str:
+        """The ledger's own rule, with the default time zone and window."""
+        return period_of(moment, ZoneInfo(Policy().timezone), Policy().window_days)
+
+    def accounts_for_phone(self, e164: str, period: str) -> list[AccountInfo]:
         """Accounts bound to a caller's number (E.164)."""
         self.lookups.append(f"phone:{e164}")
+        self.periods.append(period)
         return list(self.by_phone.get(e164, []))
 
-    def account_by_number(self, number: str, now: datetime) -> AccountInfo | None:
+    def account_by_number(self, number: str, period: str) -> AccountInfo | None:
         """The account with this number, or None."""
         self.lookups.append(f"number:{number}")
+        self.periods.append(period)
         return next((a for a in self.accounts if a.number == number), None)
 
 

@@ -21,7 +21,14 @@ PHONE = "+78172123456"
 OPERATOR = "+78172597904"
 NIGHT = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
 # Said by the webhook layer, not by the flow.
-IVR_PROMPTS = {"system_error", "rate_limited"}
+IVR_PROMPTS = {
+    "system_error",
+    "system_error_saved",
+    "system_error_none",
+    "system_error_not_saved",
+    "call_later",
+    "rate_limited",
+}
 
 
 def load() -> dict[str, dict[str, object]]:

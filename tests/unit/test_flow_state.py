@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callflows.state import CallState, Pending
-from tests.unit.fakes import Call, FakeDirectory, make_account, make_meter
+from callflows.flow import advance
+from callflows.model import Keys, Policy, StoreReading
+from callflows.state import FORMAT, UPGRADES, CallState, Pending
+from tests.unit.fakes import NOW, Call, FakeDirectory, make_account, make_meter
 
 PHONE = "+78172123456"
 
@@ -141,3 +144,43 @@ def test_any_field_replaced_by_any_json_parses_or_is_a_value_error(key: str, val
 def test_pending_defaults_round_trip() -> None:
     pending = Pending(value=Decimal("1.5"))
     assert Pending.from_dict(pending.to_dict()) == pending
+
+
+STATES = Path(__file__).parent / "states"
+SAMPLES = sorted(STATES.glob("format_*.json"))
+
+
+def test_a_sample_is_kept_for_every_past_format() -> None:
+    kept = {int(p.stem.removeprefix("format_")) for p in SAMPLES}
+    assert kept == set(range(1, FORMAT)) == set(UPGRADES)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_a_saved_state_of_every_past_format_is_upgraded_and_finishes_its_call(
+    sample: Path,
+) -> None:
+    raw = sample.read_text(encoding="utf-8")
+    assert json.loads(raw)["format"] < FORMAT
+    state = CallState.from_json(raw)
+    assert state.step == "confirm" and state.pending is not None and state.period == "2026-11"
+    assert json.loads(state.to_json())["format"] == FORMAT
+    directory = FakeDirectory()
+    after, actions = advance(state, Keys(digits="1", now=NOW), directory, Policy())
+    [stored] = [a for a in actions if isinstance(a, StoreReading)]
+    assert stored.value == state.pending.value and after.stored == state.stored + 1
+
+
+def test_the_format_1_upgrade_forgets_a_replaced_value_it_cannot_vouch_for() -> None:
+    data = json.loads((STATES / "format_1.json").read_text(encoding="utf-8"))
+    assert data["account"]["meters"][0]["current_period_value"] == "131.5"
+    state = CallState.from_json(json.dumps(data))
+    assert state.meter is not None and state.meter.current_period_value is None
+    assert state.meter.history == confirming().meter.history  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("fmt", [0, 99, "1", True, None])
+def test_an_unknown_format_is_refused(fmt: object) -> None:
+    data = json.loads((STATES / "format_1.json").read_text(encoding="utf-8"))
+    data["format"] = fmt
+    with pytest.raises(ValueError, match="unknown format"):
+        CallState.from_json(json.dumps(data))

@@ -18,7 +18,6 @@ from callflows.intake import (
     monthly_limit,
     months_between,
     parse_keyed,
-    period_for,
 )
 from callflows.model import MeterInfo, PastReading, Thresholds
 
@@ -261,21 +260,6 @@ def test_check_reading_is_total(previous: Decimal, value: Decimal) -> None:
 )
 def test_in_window(day: int, inside: bool) -> None:
     assert in_window(date(2026, 11, day), (23, 25)) is inside
-
-
-@pytest.mark.parametrize(
-    ("today", "period"),
-    [
-        (date(2026, 11, 1), "2026-11"),
-        (date(2026, 11, 25), "2026-11"),
-        (date(2026, 11, 26), "2026-12"),
-        (date(2026, 12, 25), "2026-12"),
-        (date(2026, 12, 26), "2027-01"),
-        (date(2026, 12, 31), "2027-01"),
-    ],
-)
-def test_period_for(today: date, period: str) -> None:
-    assert period_for(today, (23, 25)) == period
 
 
 @pytest.mark.parametrize(

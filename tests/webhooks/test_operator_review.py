@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from callflows.intake import period_for
 from ivr.services import Services
+from storage.ledger import period_of
 from storage.models import AuditEntry, Flag, Reading
 from tests.browser.seed import ZONE, Seeded, operator, seed
 from tests.webhooks.test_operator_access import sign_in, token
@@ -45,6 +45,13 @@ def decide(client: FlaskClient, flag_id: int, **form: str) -> str:
     response = client.post(f"/operator/flags/{flag_id}/decision", data=form, follow_redirects=True)
     assert response.status_code == 200
     return response.text
+
+
+def once(page: str) -> str:
+    """The one-time token of the "Сохранить" form on a checked page."""
+    found = re.search(r'name="once" value="([^"]+)"', page)
+    assert found, "no Сохранить form on the page"
+    return found[1]
 
 
 def readings(app: Flask, meter_id: int) -> list[Reading]:
@@ -165,8 +172,9 @@ def test_checking_a_correction_shows_its_consequence_and_stores_nothing(
 def test_correcting_stores_a_new_reading_and_keeps_the_old_one(
     client: FlaskClient, seeded: Seeded, app: Flask
 ) -> None:
-    decide(client, seeded.flag_id, action="check", value="136,5")
-    page = decide(client, seeded.flag_id, action="correct", value="136.5", checked="136.5")
+    checked = decide(client, seeded.flag_id, action="check", value="136,5")
+    form = {"action": "correct", "value": "136.5", "checked": "136.5", "once": once(checked)}
+    page = decide(client, seeded.flag_id, **form)
     assert "Значение исправлено" in page
     rows = readings(app, seeded.meter_id)
     old = next(r for r in rows if r.id == seeded.reading_id)
@@ -235,12 +243,12 @@ def test_manual_entry_checks_then_stores_an_operator_reading(
     form["csrf_token"] = token(client, "/operator/accounts/100200300")
     page = client.post("/operator/accounts/100200300/readings", data=form).text
     assert "проверка пройдена" in page and "Сохранить" in page
-    form.update(action="save", value="22.5", checked="22.5")
+    form.update(action="save", value="22.5", checked="22.5", once=once(page))
     done = client.post("/operator/accounts/100200300/readings", data=form, follow_redirects=True)
     assert "сохранено" in done.text and "Ручной ввод" in done.text
     new = readings(app, seeded.heat_meter_id)[-1]
     assert new.value == Decimal("22.5") and new.source == "operator"
-    assert new.period == period_for(NOW.astimezone(ZONE).date(), (23, 25))
+    assert new.period == period_of(NOW, ZONE, (23, 25))
 
 
 def test_manual_entry_refuses_a_meter_of_another_account(
