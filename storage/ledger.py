@@ -11,6 +11,7 @@ share it. ORM `Reading` objects loaded before a ledger write may be stale afterw
   stores, accepts or replaces a reading takes it FIRST, before writing any other row that
   references the meter (timeline notes, flags, audit). `store`, `accept` and `correct` take
   it too (again is harmless), so a caller that writes nothing else may leave it to them.
+  PostgreSQL: SELECT … FOR NO KEY UPDATE; SQLite: the database's write lock.
 - `current_readings(db, ids, period)`: per meter, its current accepted reading of the
   period. At most one exists: the partial unique index `uq_readings_current_accepted`.
 - `rules_history(db, ids, before_period)`: what the intake rules see as history: the current
@@ -151,13 +152,20 @@ def lock_meters(db: Db, meter_ids: Iterable[int]) -> None:
 
     PostgreSQL: FOR NO KEY UPDATE serialises the meter's ledger writers, yet lets rows that
     merely reference the meter (a timeline note's foreign key takes KEY SHARE) through, so a
-    note written before the lock cannot deadlock against it. SQLite has one writer at a time.
+    note written before the lock cannot deadlock against it.
+    SQLite has one writer at a time, but the driver runs reads outside any transaction until
+    the first write: a no-op UPDATE takes the write lock now, so the current reading read
+    next is the one the write will see (two operators' forms would otherwise both store a
+    "current" reading, and the second hit the unique index).
     """
     ids = sorted(set(meter_ids))
-    if not ids or _dialect(db) != "postgresql":
+    if not ids:
         return
-    stmt = select(METERS.c.id).where(METERS.c.id.in_(ids)).order_by(METERS.c.id)
-    db.execute(stmt.with_for_update(key_share=True))
+    if _dialect(db) == "postgresql":
+        stmt = select(METERS.c.id).where(METERS.c.id.in_(ids)).order_by(METERS.c.id)
+        db.execute(stmt.with_for_update(key_share=True))
+    else:
+        db.execute(update(METERS).where(METERS.c.id.in_(ids)).values(active=METERS.c.active))
 
 
 def current_readings(db: Db, meter_ids: Iterable[int], period: str) -> dict[int, LedgerReading]:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 RETRY_SQLSTATES = {"40001", "40P01"}
 # SQLite primary result codes: SQLITE_BUSY (also BUSY_SNAPSHOT, 517 & 0xFF), SQLITE_LOCKED.
 RETRY_SQLITE_CODES = {5, 6}
-CURRENT_INDEX = "uq_readings_current_accepted"
+# The current-reading index as each database names it in its error.
+CURRENT_INDEX = ("uq_readings_current_accepted", "readings.meter_id, readings.period")
 ATTEMPTS = 4
 
 
@@ -33,7 +34,7 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(code, int) and code & 0xFF in RETRY_SQLITE_CODES:
         return True
     # Two writers that both skipped the meter lock: the loser's retry sees the winner.
-    return CURRENT_INDEX in str(orig)
+    return any(name in str(orig) for name in CURRENT_INDEX)
 
 
 def retrying(work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
