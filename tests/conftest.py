@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,15 +49,22 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    schema = f"test_{os.getpid()}_{secrets.token_hex(3)}"
+    with own_schema(base) as url:
+        upgrade(url)
+        yield url
+
+
+@contextmanager
+def own_schema(base: str, prefix: str = "test") -> Iterator[str]:
+    """A PostgreSQL schema of its own on the server at `base`, dropped afterwards: the URL
+    that selects it through the connection's search_path."""
+    schema = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = make_engine(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
     try:
-        upgrade(url)
-        yield url
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import make_engine
 from storage.migrate import upgrade
 from storage.models import Account, AuditEntry, Meter, Reading
+from tests.conftest import own_schema
 
 MARCH = datetime(2026, 3, 23, 7, 0, tzinfo=UTC)
 
@@ -27,17 +27,8 @@ def empty_url(tmp_path: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    schema = f"test_mig_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with own_schema(base, "test_mig") as url:
+        yield url
 
 
 def _reading(engine: Engine, meter_id: int, value: str, hour: int, **extra: object) -> int:

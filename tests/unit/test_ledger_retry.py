@@ -56,25 +56,14 @@ def test_a_conflict_is_retried_until_the_work_succeeds() -> None:
     assert retrying(work) == "stored" and len(tries) == ATTEMPTS
 
 
-def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
-    tries: list[int] = []
+@pytest.mark.parametrize(("sqlstate", "tries"), [("40001", ATTEMPTS), ("57014", 1)])
+def test_retries_are_bounded_and_other_errors_are_not_retried(sqlstate: str, tries: int) -> None:
+    made: list[int] = []
 
     def work() -> None:
-        tries.append(1)
-        raise operational(PgError("40001"))
+        made.append(1)
+        raise operational(PgError(sqlstate))
 
     with pytest.raises(OperationalError):
         retrying(work)
-    assert len(tries) == ATTEMPTS
-
-
-def test_other_errors_are_not_retried() -> None:
-    tries: list[int] = []
-
-    def work() -> None:
-        tries.append(1)
-        raise operational(PgError("57014"))
-
-    with pytest.raises(OperationalError):
-        retrying(work)
-    assert len(tries) == 1
+    assert len(made) == tries
