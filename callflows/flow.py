@@ -29,8 +29,6 @@ from callflows import identify, meters
 from callflows.context import MIN_CONFIDENCE, Context
 from callflows.intake import parse_keyed
 from callflows.model import (
-    CALL_STATUS_WORDS,
-    STEP_WORDS,
     Action,
     CallEnded,
     CallStarted,
@@ -49,6 +47,7 @@ from callflows.model import (
 )
 from callflows.prompts import gather_for, hours_say
 from callflows.state import CallState
+from callflows.words import CALL_STATUS_WORDS, STEP_WORDS
 
 METER_STEPS = ("value", "confirm")
 

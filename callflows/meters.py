@@ -9,7 +9,6 @@ from typing import cast
 from callflows.context import LOW_CONFIDENCE, Context
 from callflows.intake import Verdict, check_reading, meter_in_service
 from callflows.model import (
-    STEP_WORDS,
     Action,
     Finish,
     FlagReason,
@@ -23,6 +22,7 @@ from callflows.model import (
 )
 from callflows.prompts import gather_for, meter_what, serial_tail
 from callflows.state import CallState, Pending
+from callflows.words import STEP_WORDS
 
 
 @dataclass(frozen=True)

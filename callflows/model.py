@@ -48,24 +48,6 @@ FLAG_REASON_WORDS: dict[str, str] = {
 }
 
 
-# The flow's steps and Twilio's final call statuses, as operators read them.
-STEP_WORDS = {
-    "start": "приветствие",
-    "choose_account": "выбор лицевого счёта",
-    "account_number": "ввод лицевого счёта",
-    "value": "ввод показания",
-    "confirm": "подтверждение показания",
-    "done": "после прощания",
-}
-CALL_STATUS_WORDS = {
-    "completed": "абонент положил трубку",
-    "busy": "занято",
-    "no-answer": "абонент не ответил",
-    "failed": "не удалось соединиться",
-    "canceled": "вызов отменён",
-}
-
-
 def reason_words(reason: str | None) -> str:
     """A flag reason as a lower-case Russian phrase, for timeline notes."""
     if reason is None:

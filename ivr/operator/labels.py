@@ -8,7 +8,8 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from callflows.intake import Verdict
-from callflows.model import CALL_STATUS_WORDS, FLAG_REASON_WORDS, STEP_WORDS
+from callflows.model import FLAG_REASON_WORDS
+from callflows.words import CALL_STATUS_WORDS, STEP_WORDS
 from ivr.russian import number
 
 REASONS: dict[str, str] = FLAG_REASON_WORDS
