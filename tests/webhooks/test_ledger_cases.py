@@ -6,13 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
+from ivr.voice import effects
+from storage.ledger import store as real_store
 from storage.models import Account, Call, Flag, Reading
 from tests.browser.seed import operator
 from tests.conftest import TEST_TOKEN
@@ -173,3 +177,55 @@ def test_case_5_a_status_callback_closes_a_call_whose_state_cannot_be_read(
         assert done.ended_at is not None and done.outcome == "dropped"
         reasons = list(session.scalars(select(Flag.reason)))
         assert reasons == ["dropped_call"]
+
+
+class Deadlock(Exception):
+    """What psycopg raises when PostgreSQL picks this transaction as a deadlock's victim."""
+
+    sqlstate = "40P01"
+
+
+def _failing_store(times: int, error: Exception) -> Callable[..., object]:
+    """ledger.store, failing its first `times` calls with `error` (a fault at the edge)."""
+    calls = {"n": 0}
+
+    def store(db: object, new: object) -> object:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise OperationalError("INSERT INTO readings …", {}, error)
+        return real_store(db, new)  # type: ignore[arg-type]
+
+    return store
+
+
+def test_case_3_a_deadlock_while_storing_is_retried_unheard_by_the_caller(
+    app: Flask, clock: Clock, meter_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(effects.ledger, "store", _failing_store(2, Deadlock("deadlock detected")))
+    said = call(app, "112", "1")
+    assert "Показание принято" in said[-1] and "Извините" not in said[-1]
+    [stored] = ivr_readings(app)
+    assert str(stored.value) == "112"
+    with app.extensions["meterline"].sessions() as session:
+        assert list(session.scalars(select(Flag.reason))) == []
+
+
+def test_case_3_when_a_store_fails_the_apology_says_what_was_saved_and_what_was_not(
+    app: Flask, clock: Clock, meter_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with app.extensions["meterline"].sessions() as session:
+        account = session.scalars(select(Account)).one()
+        add_meter(session, account, serial="0245679", kind="cold_water", now=IN_WINDOW)
+        session.commit()
+    twilio = TwilioClient(app.test_client(), TEST_TOKEN)
+    twilio.start()
+    twilio.answer("112")
+    twilio.answer("1")  # the first meter is stored
+    twilio.answer("120")
+    monkeypatch.setattr(effects.ledger, "store", _failing_store(99, OSError("disk full")))
+    said = spoken_text(twilio.answer("1"))
+    assert "Извините, произошла техническая ошибка." in said
+    assert "Сохранено показаний за этот звонок: одно." in said
+    assert "Показание сто двадцать не сохранено." in said
+    assert "подтверждённые показания сохранены" not in said
+    assert [str(r.value) for r in ivr_readings(app)] == ["112"]
