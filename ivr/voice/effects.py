@@ -78,7 +78,8 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     # A flagged value replaces nothing until an operator accepts it; what it would replace
     # then is the period's current accepted reading now (another call may have stored one
     # since this call's snapshot was taken).
-    current = ledger.current_readings(session, [action.meter_id], info.period)
+    flagged = action.status == "flagged"
+    current = ledger.current_readings(session, [action.meter_id] if flagged else [], info.period)
     stored = ledger.store(session, new)
     if stored is None:
         existing = ledger.reading_by_key(session, key)
@@ -97,7 +98,7 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
             audio_file=action.audio,
         )
     )
-    if action.status == "flagged":
+    if flagged:
         detail = action.flag_detail
         if action.meter_id in current:
             replaced = current[action.meter_id]
