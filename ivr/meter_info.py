@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
+from datetime import date
+from typing import Protocol, cast
 
 from callflows.model import MeterInfo, MeterKind, PastReading
 from storage.ledger import LedgerReading
-from storage.models import Meter
+
+
+class MeterColumns(Protocol):
+    """What the rules read of a meter: an ORM `Meter`, or a row of the same columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def serial(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def integer_digits(self) -> int: ...
+    @property
+    def decimal_digits(self) -> int: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def verification_due(self) -> date | None: ...
+    @property
+    def active(self) -> bool: ...
 
 
 def meter_info(
-    meter: Meter, history: Iterable[LedgerReading], current: LedgerReading | None
+    meter: MeterColumns, history: Iterable[LedgerReading], current: LedgerReading | None
 ) -> MeterInfo:
     """`history`: the ledger's rules history, oldest first; `current`: the period's current
     accepted reading."""

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from storage.clock import utcnow
-from storage.db import make_engine, make_sessionmaker
+from storage.db import make_engine, make_sessionmaker, make_webhook_engine
 
 
 @dataclass
@@ -35,6 +35,16 @@ class Services:
         # error messages, which go to the logs and to system_error flags.
         engine = make_engine(settings.database_url, hide_parameters=True)
         return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
+
+    def webhook_engine(self) -> Engine:
+        """The webhooks' hot-path engine (built on first use), disposed with `engine`."""
+        webhooks: Engine | None = self.cache.get("webhook_engine")
+        if webhooks is None:
+            webhooks = self.cache["webhook_engine"] = make_webhook_engine(
+                self.settings.database_url
+            )
+            event.listen(self.engine, "engine_disposed", lambda _engine: webhooks.dispose())
+        return webhooks
 
 
 def services() -> Services:

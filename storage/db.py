@@ -29,6 +29,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def make_webhook_engine(url: str) -> Engine:
+    """The webhooks' engine: autocommit (the hot path opens its own transactions, see
+    storage/steps.py) and no pre-ping on checkout (a dead connection is retried instead);
+    statement parameters (callers' numbers) kept out of error messages. On PostgreSQL every
+    statement is prepared on first use: the hot path runs the same few again and again."""
+    engine = make_engine(
+        url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, hide_parameters=True
+    )
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _prepare_everything)
+    return engine
+
+
+def _prepare_everything(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.prepare_threshold = 0
+
+
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

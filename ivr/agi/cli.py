@@ -37,6 +37,7 @@ def agi_service() -> VoiceService:
         catalogue,
         clock=lambda: svc.clock(),
         renderer=AgiRenderer(catalogue, settings.asterisk_sounds),
+        engine=svc.webhook_engine(),
     )
 
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ivr.prompts import Catalogue
 from ivr.services import services
@@ -32,6 +33,7 @@ def voice_service() -> VoiceService:
             speech=speech_hook,
             stream=stream_hook,
             stream_connected=connected_hook,
+            engine=svc.webhook_engine(),
         )
         svc.cache["voice"] = cached
     return cached
@@ -58,6 +60,16 @@ def _answer(handler: Callable[[VoiceService], str]) -> Response:
     except Exception as exc:
         log.exception("webhook %s failed", request.path)
         return _twiml(service.fail(sid, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+@voice.errorhandler(RequestEntityTooLarge)
+def too_large(_exc: RequestEntityTooLarge) -> Response:
+    """A form larger than Flask reads (MAX_FORM_MEMORY_SIZE; Twilio's are a few kB): nothing
+    could be verified, so nothing is stored; the caller hears the apology, never a 4xx."""
+    log.warning("webhook %s refused: form too large", request.path)
+    if request.path.endswith("/status"):
+        return Response("", status=200)
+    return _twiml(voice_service().renderer.apology())
 
 
 @voice.post("/incoming")

@@ -14,21 +14,18 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callflows.flow import advance
 from callflows.model import (
     Action,
-    CallEnded,
     CallStarted,
     Event,
     Hangup,
-    Keys,
     Policy,
     Say,
-    Silence,
 )
 from callflows.state import CallState
 from ivr.config import Settings
@@ -37,27 +34,16 @@ from ivr.prompts import Catalogue
 from ivr.voice.backend import Renderer
 from ivr.voice.directory import SqlDirectory
 from ivr.voice.effects import StepInfo, apply_effects, saved_report
+from ivr.voice.hot_path import AWAITING_STREAM, BadRequest, HotPath, StepConflict
 from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
-from storage.ledger import period_of
-from storage.ledger_retry import retrying
+from storage.ledger import Db, period_of
 from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
 
 log = logging.getLogger(__name__)
 
 # Twilio's CallSid, or an Asterisk channel's uniqueid ("1733050000.42", "host-1733050000.42").
 CALL_SID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
-DIGITS = re.compile(r"[0-9*#]{1,40}")
 FINAL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
-# The state of a call whose audio stream is connecting; the flow starts at the next step.
-AWAITING_STREAM = "awaiting-stream"
-
-
-class StepConflict(Exception):
-    """Another worker served this step first."""
-
-
-class BadRequest(Exception):
-    """The webhook's fields make no sense (missing CallSid, unknown call, wrong step)."""
 
 
 class VoiceService:
@@ -68,7 +54,9 @@ class VoiceService:
         settings: Settings,
         sessions: sessionmaker[Session],
         catalogue: Catalogue,
+        *,
         clock: Callable[[], datetime],
+        engine: Engine,
         speech: Callable[[Session, str, int, datetime], Event | None] | None = None,
         stream: Callable[[str], StreamTarget | None] | None = None,
         stream_connected: Callable[[str], bool] | None = None,
@@ -83,11 +71,27 @@ class VoiceService:
         self.stream_connected = stream_connected  # whether a call's audio reached us
         # The back end's reply format: TwiML unless told otherwise (Asterisk passes its own).
         self.renderer: Renderer = renderer or TwimlRenderer(catalogue)
+        # Webhooks run on the hot path, on the autocommit engine `Services.webhook_engine`
+        # (storage.steps), disposed with the app's engine.
+        self.hot = HotPath(self, engine)
 
-    def policy(self, call: Call) -> Policy:
+    def policy(self, call_sid: str) -> Policy:
         """The flow's policy for a call: speech only if its audio stream really connected."""
-        speech = bool(self.stream_connected and self.stream_connected(call.call_sid))
+        speech = bool(self.stream_connected and self.stream_connected(call_sid))
         return self.settings.policy(speech=speech)
+
+    def directory(self, db: Db) -> SqlDirectory:
+        """The flow's account look-ups on `db` (a Session or the hot path's Connection)."""
+        return SqlDirectory(db, self.settings.timezone, self.settings.window)
+
+    def directory_period(self, moment: datetime) -> str:
+        """The period readings handed in at `moment` count for (the ledger's rule)."""
+        return period_of(moment, self.settings.timezone, self.settings.window)
+
+    def period(self, state: CallState, now: datetime) -> str:
+        """The period a step's readings count for: the one the call was let in for (on its
+        state), else that of `now`."""
+        return state.period or self.directory_period(now)
 
     # --- webhooks ---
 
@@ -96,6 +100,15 @@ class VoiceService:
         sid = _call_sid(form)
         now = self.clock()
         caller = normalize(form.get("From"), self.settings.city_code)
+        if self.stream is None:  # calls with an audio stream take the ORM path below
+            try:
+                reply = self.hot.incoming(sid, caller, now, step_url)
+            except IntegrityError:
+                # The same "a call comes in" twice at once (Twilio retried while we were
+                # still answering): the other request created the call. Answer as it did.
+                return self._winner_reply(sid, 0)
+            if reply is not None:
+                return reply
         looked = False  # whether the database answered at all before failing
         try:
             with self.sessions() as session:
@@ -126,31 +139,8 @@ class VoiceService:
     def step(self, form: Mapping[str, str], seq: int, step_url: Callable[[int], str]) -> str:
         """The caller answered a prompt (keys, speech or silence)."""
         sid = _call_sid(form)
-        now = self.clock()
-
-        def attempt() -> str:
-            with self.sessions() as session:
-                call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
-                if call is None:
-                    raise BadRequest(f"unknown CallSid {sid}")
-                if seq < call.seq:
-                    return self._replay(session, call, seq)
-                if seq > call.seq:
-                    raise BadRequest(f"step {seq} ahead of call at step {call.seq}")
-                if call.state == AWAITING_STREAM:
-                    event: Event = CallStarted(caller=call.caller or None, now=now)
-                    twiml = self._run(session, call, None, event, step_url)
-                else:
-                    state = CallState.from_json(call.state)
-                    event = self._event(session, form, call, seq, now)
-                    twiml = self._run(session, call, state, event, step_url)
-                session.commit()
-                return twiml
-
         try:
-            # A deadlock or serialization failure rolls the whole step back: run it again
-            # (the flow is pure, the event the same), unheard by the caller.
-            return retrying(attempt)
+            return self.hot.step(sid, form, seq, self.clock(), step_url)
         except StepConflict:
             return self._winner_reply(sid, seq)
 
@@ -165,7 +155,7 @@ class VoiceService:
             return
         now = self.clock()
         try:
-            retrying(lambda: self._close(sid, status, now))
+            self.hot.close(sid, status, now)
         except Exception:
             log.exception("status callback of %s failed; closing the call only", sid)
             with self.sessions() as session:
@@ -175,39 +165,6 @@ class VoiceService:
                     .values(ended_at=now, outcome=func.coalesce(Call.outcome, "dropped"))
                 )
                 session.commit()
-
-    def _close(self, sid: str, status: str, now: datetime) -> None:
-        with self.sessions() as session:
-            call = session.scalars(select(Call).where(Call.call_sid == sid)).one_or_none()
-            if call is None:
-                return
-            if call.ended_at is None:
-                call.ended_at = now
-            # Only the first final callback marks a dropped call (callbacks can be retried).
-            claimed = session.execute(
-                update(Call)
-                .where(Call.id == call.id, Call.outcome.is_(None))
-                .values(outcome="dropped")
-            ).rowcount  # type: ignore[attr-defined]
-            if claimed == 1 and call.state == AWAITING_STREAM:
-                session.add(Flag(reason="dropped_call", call_id=call.id, detail="до приветствия"))
-            elif claimed == 1:
-                self._end_flow(session, call, status, now)
-            session.add(CallEvent(call_id=call.id, seq=call.seq, kind="status", text=status))
-            session.commit()
-
-    def _end_flow(self, session: Session, call: Call, status: str, now: datetime) -> None:
-        """Tell the flow the call ended; a state that cannot be read still gets its flag."""
-        try:
-            state = CallState.from_json(call.state)
-        except ValueError as exc:
-            detail = f"звонок завершился (статус {status}); состояние не читается: {exc}"
-            session.add(Flag(reason="dropped_call", call_id=call.id, detail=detail[:2000]))
-            call.outcome = "dropped"
-            return
-        _, actions = advance(state, CallEnded(status=status, now=now), *self._deps(session, call))
-        apply_effects(session, self._info(call, call.seq, state, now), actions)
-        call.outcome = call.outcome or "dropped"
 
     def fail(self, sid: str | None, detail: str) -> str:
         """Something broke: flag it if the database lets us, and apologise to the caller,
@@ -235,8 +192,7 @@ class VoiceService:
     # --- internals ---
 
     def _deps(self, session: Session, call: Call) -> tuple[SqlDirectory, Policy]:
-        directory = SqlDirectory(session, self.settings.timezone, self.settings.window)
-        return directory, self.policy(call)
+        return self.directory(session), self.policy(call.call_sid)
 
     def _connect_stream(self, session: Session, call: Call, step_url: Callable[[int], str]) -> str:
         """Start the call's audio stream and come back in a second, when we know it works."""
@@ -249,8 +205,7 @@ class VoiceService:
 
     def _info(self, call: Call, seq: int, state: CallState, now: datetime) -> StepInfo:
         """The step's effects count for the period the call was let in for (on its state)."""
-        period = state.period or period_of(now, self.settings.timezone, self.settings.window)
-        return StepInfo(call=call, seq=seq, period=period, now=now)
+        return StepInfo(call=call, seq=seq, period=self.period(state, now), now=now)
 
     def _run(
         self,
@@ -277,22 +232,6 @@ class VoiceService:
             session.add(CallEvent(call_id=call.id, seq=seq, kind="prompt", text=text))
         session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.reply))
         return rendered.reply
-
-    def _event(
-        self, session: Session, form: Mapping[str, str], call: Call, seq: int, now: datetime
-    ) -> Event:
-        digits = str(form.get("Digits", "") or "")
-        if digits and DIGITS.fullmatch(digits):
-            _add_mode(call, "keypad")
-            return Keys(digits=digits, now=now)
-        if digits:  # keys we cannot use: the flow treats them as unusable input
-            return Keys(digits="?", now=now)
-        if self.speech is not None:
-            spoken = self.speech(session, call.call_sid, seq, now)
-            if spoken is not None:
-                _add_mode(call, "speech")
-                return spoken
-        return Silence(now=now)
 
     def _replay(self, session: Session, call: Call, seq: int) -> str:
         reply = session.scalar(
@@ -348,9 +287,3 @@ def _call_sid(form: Mapping[str, str]) -> str:
     if not CALL_SID.fullmatch(sid):
         raise BadRequest("missing or malformed CallSid")
     return sid
-
-
-def _add_mode(call: Call, mode: str) -> None:
-    modes = set(filter(None, (call.input_modes or "").split(",")))
-    if mode not in modes:
-        call.input_modes = ",".join(sorted(modes | {mode}))

@@ -1,26 +1,63 @@
-"""The flow's Directory over the database: accounts by phone or number, with meter history."""
+"""The flow's Directory over the database: accounts by phone or number, with meter history.
+
+Core statements, built once: an identification costs three (the accounts with their meters,
+the period's current readings and the rules' history of all their meters), whatever the
+number of accounts, and works on a Session or on the hot path's Connection alike.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Row, bindparam, select
 
 from callflows.model import AccountInfo
 from ivr.meter_info import meter_info
-from storage.ledger import current_readings, period_of, rules_history
+from storage.ledger import Db, current_readings, period_of, rules_history
 from storage.models import Account, Meter, Phone
 
 KIND_ORDER = {"hot_water": 0, "cold_water": 1, "heat": 2}
+
+_ACCOUNT_METERS = (
+    select(
+        Account.id, Account.number, Account.address, Account.supplier,
+        Meter.id.label("meter_id"), Meter.serial, Meter.kind, Meter.unit, Meter.integer_digits,
+        Meter.decimal_digits, Meter.location, Meter.verification_due, Meter.active,
+    )
+    .select_from(Account)
+    .outerjoin(Meter, Meter.account_id == Account.id)
+)  # fmt: skip
+BY_PHONE = (
+    _ACCOUNT_METERS.join(Phone, Phone.account_id == Account.id)
+    .where(Phone.e164 == bindparam("e164"))
+    .order_by(Account.number)
+)
+BY_NUMBER = _ACCOUNT_METERS.where(Account.number == bindparam("number"))
+
+
+@dataclass(frozen=True)
+class MeterRow:
+    """A meter's columns as the intake rules read them (`ivr.meter_info.MeterColumns`)."""
+
+    id: int
+    serial: str
+    kind: str
+    unit: str
+    integer_digits: int
+    decimal_digits: int
+    location: str
+    verification_due: date | None
+    active: bool
 
 
 class SqlDirectory:
     """Looks accounts up in the readings database, in the configured time zone and window."""
 
-    def __init__(self, session: Session, timezone: ZoneInfo, window: tuple[int, int]):
-        self.session = session
+    def __init__(self, db: Db, timezone: ZoneInfo, window: tuple[int, int]):
+        self.db = db
         self.timezone = timezone
         self.window = window
 
@@ -30,38 +67,28 @@ class SqlDirectory:
 
     def accounts_for_phone(self, e164: str, period: str) -> list[AccountInfo]:
         """Accounts bound to this number, by account number."""
-        accounts = self.session.scalars(
-            select(Account)
-            .join(Phone, Phone.account_id == Account.id)
-            .where(Phone.e164 == e164)
-            .order_by(Account.number)
-            .options(selectinload(Account.meters))
-        ).all()
-        return [self._info(account, period) for account in accounts]
+        return self._infos(self.db.execute(BY_PHONE, {"e164": e164}).all(), period)
 
     def account_by_number(self, number: str, period: str) -> AccountInfo | None:
         """The account with this number, or None."""
-        account = self.session.scalars(
-            select(Account).where(Account.number == number).options(selectinload(Account.meters))
-        ).one_or_none()
-        return self._info(account, period) if account else None
+        found = self._infos(self.db.execute(BY_NUMBER, {"number": number}).all(), period)
+        return found[0] if found else None
 
-    def _info(self, account: Account, period: str) -> AccountInfo:
-        meters = sorted(
-            account.meters, key=lambda m: (KIND_ORDER.get(m.kind, 9), m.location, m.serial)
-        )
-        ids = [m.id for m in meters]
-        current = current_readings(self.session, ids, period)
-        history = rules_history(self.session, ids, period)
-        infos = [meter_info(meter, history[meter.id], current.get(meter.id)) for meter in meters]
-        return AccountInfo(
-            id=account.id,
-            number=account.number,
-            address=account.address,
-            supplier=account.supplier,
-            meters=tuple(infos),
-        )
-
-
-def _meter_order(meter: Meter) -> tuple[int, str, str]:
-    return KIND_ORDER.get(meter.kind, 9), meter.location, meter.serial
+    def _infos(self, rows: Sequence[Row], period: str) -> list[AccountInfo]:
+        accounts: dict[int, tuple[Row, list[MeterRow]]] = {}
+        for row in rows:
+            _, meters = accounts.setdefault(row.id, (row, []))
+            if row.meter_id is not None:
+                meters.append(MeterRow(row.meter_id, *row[5:]))
+        ids = [m.id for _, meters in accounts.values() for m in meters]
+        current = current_readings(self.db, ids, period)
+        history = rules_history(self.db, ids, period)
+        infos = []
+        for account, meters in accounts.values():
+            meters.sort(key=lambda m: (KIND_ORDER.get(m.kind, 9), m.location, m.serial))
+            infos.append(AccountInfo(
+                id=account.id, number=account.number, address=account.address,
+                supplier=account.supplier,
+                meters=tuple(meter_info(m, history[m.id], current.get(m.id)) for m in meters),
+            ))  # fmt: skip
+        return infos

@@ -1,16 +1,23 @@
-"""Apply the flow's side-effect actions to the database, inside the step's transaction."""
+"""Apply the flow's side-effect actions to the database, inside the step's transaction.
+
+`collect_effects` is the one place that turns actions into rows: readings through the ledger,
+timeline rows, flags and the call's changed columns. The hot path (`ivr.voice.hot_path`) writes
+what it returns with prebuilt statements; `apply_effects` adds it to an ORM session."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from callflows.model import Action, Finish, Note, RaiseFlag, Say, SetAccount, StoreReading
 from callflows.state import CallState
 from storage import ledger
-from storage.ledger import NewReading
+from storage.ledger import Db, NewReading
 from storage.models import Call, CallEvent, Flag
+from storage.steps import EventRow, FlagRow
 
 
 @dataclass(frozen=True)
@@ -23,49 +30,105 @@ class StepInfo:
     now: object  # datetime; kept loose so tests may pass any aware datetime
 
 
-def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> None:
-    """Store readings, raise flags, write the timeline, bind the account, record the outcome."""
-    call = info.call
-    # The ledger's lock order: the meters a step stores for are locked before any row that
-    # names them (timeline notes, flags) is written; see storage/ledger.py.
-    ledger.lock_meters(session, (a.meter_id for a in actions if isinstance(a, StoreReading)))
+@dataclass(frozen=True)
+class CallRef:
+    """The call the effects belong to, as the ORM path and the hot path both know it."""
+
+    id: int
+    call_sid: str
+    account_id: int | None
+
+
+@dataclass
+class Effects:
+    """What a step's actions write besides the readings (which the ledger stores at once):
+    timeline rows and flags in the actions' order, and the call's columns that change."""
+
+    events: list[EventRow] = field(default_factory=list)
+    flags: list[FlagRow] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+def stores_reading(actions: list[Action]) -> bool:
+    """Whether the actions store a reading (and so need the ledger in the step's transaction)."""
+    return any(isinstance(action, StoreReading) for action in actions)
+
+
+def call_changes(actions: list[Action]) -> dict[str, Any]:
+    """The call's columns the actions change: the account it is bound to, its outcome."""
+    changes: dict[str, Any] = {}
+    for action in actions:
+        if isinstance(action, SetAccount):
+            changes["account_id"] = action.account_id
+        elif isinstance(action, Finish):
+            changes["outcome"] = action.outcome
+    return changes
+
+
+def collect_effects(
+    db: Db | None,
+    call: CallRef,
+    period: str,
+    now: datetime,
+    actions: list[Action],
+    rows_later: bool = False,
+) -> Effects:
+    """Store the actions' readings through the ledger on `db` (only needed when they store
+    one); return the rest for the caller to write in the same transaction. `rows_later`: the
+    caller writes nothing that names a meter before the ledger's statements (the hot path
+    buffers its rows), so one reading's store may take its meter's lock itself."""
+    effects = Effects(changes=call_changes(actions))
+    account_id = call.account_id
+    readings = [a for a in actions if isinstance(a, StoreReading)]
+    if readings:
+        assert db is not None, "storing a reading needs the step's transaction"
+    if len(readings) > 1 or (readings and not rows_later):
+        # The ledger's lock order: the meters a step stores for are locked, in id order,
+        # before any row that names them (timeline notes, flags) is written; see
+        # storage/ledger.py.
+        ledger.lock_meters(db, (a.meter_id for a in readings))  # type: ignore[arg-type]
     for action in actions:
         if isinstance(action, StoreReading):
-            _store(session, info, action)
+            assert db is not None
+            _store(db, call, account_id, period, now, action, effects)
         elif isinstance(action, RaiseFlag):
-            session.add(
-                Flag(
-                    reason=action.reason,
-                    detail=action.detail,
-                    call_id=call.id,
-                    meter_id=action.meter_id,
-                    account_id=call.account_id,
-                )
-            )
+            effects.flags.append(FlagRow(action.reason, action.detail, action.meter_id, account_id))
         elif isinstance(action, Note):
-            session.add(
-                CallEvent(
-                    call_id=call.id,
-                    seq=info.seq,
-                    kind=action.kind,
-                    text=action.text,
-                    meter_id=action.meter_id,
-                )
-            )
+            effects.events.append(EventRow(action.kind, action.text, action.meter_id))
         elif isinstance(action, SetAccount):
-            call.account_id = action.account_id
-        elif isinstance(action, Finish):
-            call.outcome = action.outcome
+            account_id = action.account_id  # later flags of this step name the account
+    return effects
 
 
-def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
+def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> None:
+    """Store readings, raise flags, write the timeline, bind the account, record the outcome
+    (the ORM path: the status callback and the first step of a call)."""
     call = info.call
+    ref = CallRef(call.id, call.call_sid, call.account_id)
+    effects = collect_effects(session, ref, info.period, info.now, actions)  # type: ignore[arg-type]
+    for name, value in effects.changes.items():
+        setattr(call, name, value)
+    for event in effects.events:
+        session.add(CallEvent(call_id=call.id, seq=info.seq, **asdict(event)))
+    for flag in effects.flags:
+        session.add(Flag(call_id=call.id, **asdict(flag)))
+
+
+def _store(
+    db: Db,
+    call: CallRef,
+    account_id: int | None,
+    period: str,
+    now: datetime,
+    action: StoreReading,
+    effects: Effects,
+) -> None:
     key = f"ivr:{call.call_sid}:{action.key}"
     new = NewReading(
         meter_id=action.meter_id,
         value=action.value,
-        taken_at=info.now,  # type: ignore[arg-type]
-        period=info.period,
+        taken_at=now,
+        period=period,
         source="ivr",
         status=action.status,
         call_id=call.id,
@@ -77,43 +140,31 @@ def _store(session: Session, info: StepInfo, action: StoreReading) -> None:
     )
     # A flagged value replaces nothing until an operator accepts it; what it would replace
     # then is the period's current accepted reading now (another call may have stored one
-    # since this call's snapshot was taken).
-    flagged = action.status == "flagged"
-    current = ledger.current_readings(session, [action.meter_id] if flagged else [], info.period)
-    stored = ledger.store(session, new)
+    # since this call's snapshot was taken). Only a flag's detail names it.
+    current = {}
+    if action.status == "flagged":
+        current = ledger.current_readings(db, [action.meter_id], period)
+    stored = ledger.store(db, new)
     if stored is None:
-        existing = ledger.reading_by_key(session, key)
+        existing = ledger.reading_by_key(db, key)
         text = f"показание уже сохранено ранее (№{existing.id if existing else '?'})"
-        session.add(CallEvent(call_id=call.id, seq=info.seq, kind="decision", text=text))
+        effects.events.append(EventRow("decision", text))
         return
-    session.add(
-        CallEvent(
-            call_id=call.id,
-            seq=info.seq,
-            kind="decision",
-            text=f"сохранено показание {action.value} ({_status_ru(action.status)})"
-            + _replaced_words(stored),
-            meter_id=action.meter_id,
-            confidence=action.confidence,
-            audio_file=action.audio,
-        )
-    )
-    if flagged:
+    text = f"сохранено показание {action.value} ({_status_ru(action.status)})"
+    effects.events.append(
+        EventRow("decision", text + _replaced_words(stored), action.meter_id,
+                 action.confidence, action.audio)
+    )  # fmt: skip
+    if action.status == "flagged":
         detail = action.flag_detail
         if action.meter_id in current:
             replaced = current[action.meter_id]
             value = format(replaced.value, "f")
             detail = f"{detail} (заменит показание {value}, уже сданное за этот период)".strip()
-        session.add(
-            Flag(
-                reason=action.flag_reason or "anomalous",
-                detail=detail,
-                call_id=call.id,
-                reading_id=stored.reading_id,
-                meter_id=action.meter_id,
-                account_id=call.account_id,
-            )
-        )
+        effects.flags.append(
+            FlagRow(action.flag_reason or "anomalous", detail, action.meter_id, account_id,
+                    stored.reading_id)
+        )  # fmt: skip
 
 
 def _replaced_words(stored: ledger.Stored) -> str:

@@ -14,10 +14,12 @@ import pytest
 import requests
 from flask import Flask, request
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ivr import create_app
 from storage.models import Flag
+from storage.steps import StepStore
 from tests.conftest import TEST_TOKEN
 from tests.faults.calls import serving
 from tests.support.data import add_account, add_meter
@@ -123,7 +125,7 @@ def test_no_full_phone_number_reaches_the_logs_during_a_whole_call(
     garbled.start()
     garbled.twiml("/voice/step?seq=9", Digits="1")  # a step from nowhere
     garbled.twiml("/voice/step?seq=abc")
-    _fail_statements(frozen_app, monkeypatch, "UPDATE calls SET state", "INSERT INTO rate_limit")
+    _fail_statements(frozen_app, monkeypatch, "UPDATE calls SET", "INSERT INTO rate_limit")
     assert garbled.twiml("/voice/step?seq=1", Digits="112").find("Hangup") is not None
     assert TwilioClient(client, TEST_TOKEN, caller=CALLER).start().find("Hangup") is not None
     monkeypatch.undo()
@@ -138,17 +140,28 @@ def test_no_full_phone_number_reaches_the_logs_during_a_whole_call(
         assert spelling not in logged  # ...but never with the caller's number
 
 
-def _fail_statements(app: Flask, monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
-    """Make the database fail on statements whose parameters hold the caller's number."""
+def _fail_statements(app: Flask, monkeypatch: pytest.MonkeyPatch, *fragments: str) -> None:
+    """Make the database fail on statements whose parameters hold the caller's number, on the
+    ORM's path (SQLAlchemy's execute) and on the step's hot path (storage.steps)."""
     dialect = app.extensions["meterline"].engine.dialect
     execute = dialect.do_execute
+    error = dialect.loaded_dbapi.OperationalError
 
     def failing(cursor, statement, parameters, context=None):  # type: ignore[no-untyped-def]
-        if statement.startswith(prefixes):
-            raise dialect.loaded_dbapi.OperationalError("server closed the connection")
+        if any(fragment in statement for fragment in fragments):
+            raise error("server closed the connection")
         return execute(cursor, statement, parameters, context)
 
+    run = StepStore._run
+
+    def failing_run(store, conn, statements):  # type: ignore[no-untyped-def]
+        if any(fragment in sql for sql, _ in statements for fragment in fragments):
+            orig = error("server closed the connection")
+            raise DBAPIError.instance(statements[-1][0], None, orig, store.dbapi_error)
+        return run(store, conn, statements)
+
     monkeypatch.setattr(dialect, "do_execute", failing)
+    monkeypatch.setattr(StepStore, "_run", failing_run)
 
 
 def test_the_hourly_limit_holds_across_two_server_processes(

@@ -207,3 +207,23 @@ def test_invalid_utf8_in_the_raw_body_gets_twiml_not_an_error(
     response = live_call.post(path, data=body, content_type=FORM, headers=headers)
     assert_answered(response, hook)
     assert_nothing_from_garbage(frozen_app)
+
+
+@pytest.mark.parametrize("hook", ["incoming", "step", "status"])
+def test_a_form_too_large_to_read_gets_the_apology_and_stores_nothing(
+    frozen_app: Flask, hook: str
+) -> None:
+    """Past Flask's MAX_FORM_MEMORY_SIZE (Twilio's forms are a few kB) nothing can be verified:
+    an apology (an empty 200 for status callbacks), never a 413."""
+    path = _path(hook, "1")
+    form = {"CallSid": LIVE_SID, "Digits": "я" * 100_000}
+    headers = signed_headers(TEST_TOKEN, PUBLIC_URL + path, form)
+    response = frozen_app.test_client().post(path, data=form, headers=headers)
+    assert response.status_code == 200
+    if hook == "status":
+        assert response.data == b""
+    else:
+        root = ET.fromstring(response.data)
+        assert root.tag == "Response" and root.find("Hangup") is not None
+    with frozen_app.extensions["meterline"].sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 0

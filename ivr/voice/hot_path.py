@@ -1,0 +1,241 @@
+"""The webhooks on the hot path ("a call comes in", each step, the status callback): one
+statement reads the call, one transaction writes the step (`storage.steps`), no ORM unless the
+flow looks an account up.
+
+The guarantees are the ORM path's: a replay gets its stored reply; two requests for one step
+are settled by the conditional UPDATE on `seq` (the loser raises StepConflict and answers with
+the winner's reply); readings go through the ledger (its meter lock first, its replace rule,
+ON CONFLICT on the idempotency key), the whole step retried on a deadlock; nothing of a step
+is written unless all of it is. Connections are not pinged when checked out: one found dead
+(PostgreSQL restarted since it was pooled) is dropped with the rest of the pool, and the step
+runs once more on a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from callflows.flow import advance
+from callflows.model import CallEnded, CallStarted, Event, Keys, Silence
+from callflows.state import CallState
+from ivr.phones import mask
+from ivr.voice.directory import SqlDirectory
+from ivr.voice.effects import CallRef, call_changes, collect_effects, stores_reading
+from storage.ledger_retry import retrying
+from storage.steps import CallRow, EventRow, FlagRow, StepStore, StepWrite
+
+if TYPE_CHECKING:
+    from ivr.voice.calls import VoiceService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DIGITS = re.compile(r"[0-9*#]{1,40}")
+# The state of a call whose audio stream is connecting; the flow starts at the next step.
+AWAITING_STREAM = "awaiting-stream"
+
+
+class StepConflict(Exception):
+    """Another worker served this step first."""
+
+
+class BadRequest(Exception):
+    """The webhook's fields make no sense (missing CallSid, unknown call, wrong step)."""
+
+
+class HotPath:
+    """The webhooks of a VoiceService on an autocommit engine without pre-ping."""
+
+    def __init__(self, service: VoiceService, engine: Engine):
+        self.service = service
+        self.engine = engine
+        self.store = StepStore(engine)
+
+    def _retrying(self, what: str, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection: again on a deadlock or serialization failure (the flow
+        is pure, the event the same: unheard by the caller), and once more on a new
+        connection if the pooled one was dead."""
+
+        def attempt() -> T:
+            with self.engine.connect() as conn:
+                return work(conn)
+
+        try:
+            return retrying(attempt)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost; reconnecting for %s", what)
+            self.engine.dispose()  # the other pooled connections predate the outage too
+            return retrying(attempt)
+
+    # --- the webhooks ---
+
+    def incoming(self, sid: str, caller: str | None, now: datetime,
+                 step_url: Callable[[int], str]) -> str | None:  # fmt: skip
+        """ "A call comes in": the greeting; None if the caller is over the hourly limit (the
+        service refuses it). IntegrityError if the same call came in at the same moment."""
+        return self._retrying(
+            f"call {sid}", lambda conn: self._incoming(conn, sid, caller, now, step_url)
+        )
+
+    def step(self, sid: str, form: Mapping[str, str], seq: int, now: datetime,
+             step_url: Callable[[int], str]) -> str:  # fmt: skip
+        """The reply to step `seq` of call `sid`; StepConflict if another request won it."""
+        return self._retrying(
+            f"step {seq} of {sid}", lambda conn: self._step(conn, sid, form, seq, now, step_url)
+        )
+
+    def close(self, sid: str, status: str, now: datetime) -> None:
+        """The status callback: the call ends; flagged as dropped if the flow never finished."""
+        self._retrying(f"status of {sid}", lambda conn: self._close(conn, sid, status, now))
+
+    # --- internals ---
+
+    def _directory(self, conn: Connection) -> SqlDirectory:
+        return self.service.directory(conn)
+
+    def _incoming(self, conn: Connection, sid: str, caller: str | None, now: datetime,
+                  step_url: Callable[[int], str]) -> str | None:  # fmt: skip
+        since = now - timedelta(hours=1)
+        call, hits = self.store.load_incoming(conn, sid, caller or "", since)
+        if call is not None:  # Twilio retried "a call comes in"
+            return self._replay(conn, call, 0)
+        if caller and hits >= self.service.settings.calls_per_hour:
+            return None
+        service = self.service
+        event = CallStarted(caller, now)
+        state, actions = advance(None, event, self._directory(conn), service.policy(sid))
+        if stores_reading(actions):
+            raise BadRequest("a call that stores a reading before its first answer")
+        rendered = service.renderer.render(actions, step_url(1))
+        effects = collect_effects(None, CallRef(0, sid, None), "", now, actions)
+        step = StepWrite(0, 0, state.to_json(), rendered.reply, now, effects.changes)
+        self._add(step, {}, effects.events, effects.flags, rendered.spoken)
+        self.store.write(conn, self.store.new_call(step, sid, caller or ""), step)
+        log.info("call %s from %s", sid, mask(caller))
+        return rendered.reply
+
+    def _replay(self, conn: Connection, call: CallRow, seq: int) -> str:
+        reply = self.store.reply(conn, call.id, seq)
+        if reply is None:
+            raise BadRequest(f"no stored reply for step {seq}")
+        log.info("replayed step %s of call %s", seq, call.call_sid)
+        return reply
+
+    def _step(self, conn: Connection, sid: str, form: Mapping[str, str], seq: int,
+              now: datetime, step_url: Callable[[int], str]) -> str:  # fmt: skip
+        call = self.store.load(conn, sid)
+        if call is None:
+            raise BadRequest(f"unknown CallSid {sid}")
+        if seq < call.seq:
+            return self._replay(conn, call, seq)
+        if seq > call.seq:
+            raise BadRequest(f"step {seq} ahead of call at step {call.seq}")
+        service = self.service
+        directory = self._directory(conn)
+        changes: dict[str, object] = {}
+        state: CallState | None = None
+        if call.state == AWAITING_STREAM:
+            event: Event = CallStarted(caller=call.caller or None, now=now)
+        else:
+            state = CallState.from_json(call.state)
+            event = self._event(form, call, seq, now, changes, conn)
+        policy = service.policy(call.call_sid)
+        new_state, actions = advance(state, event, directory, policy, owned=True)
+        rendered = service.renderer.render(actions, step_url(seq + 1))
+        period = service.period(new_state, now)
+        step = StepWrite(call.id, seq, new_state.to_json(), rendered.reply, now, changes)
+        ref = CallRef(call.id, call.call_sid, call.account_id)
+        if not stores_reading(actions):
+            effects = collect_effects(None, ref, period, now, actions)
+            self._add(step, effects.changes, effects.events, effects.flags, rendered.spoken)
+            if not self.store.write(conn, self.store.step_claim(step), step):
+                raise StepConflict(sid)
+            return rendered.reply
+        # A reading: the ledger's statements need the database's answers, inside the step's
+        # transaction, after the claim (which names no meter, so the ledger's lock comes first).
+        step.changes.update(call_changes(actions))
+        if not self.store.claim(conn, self.store.step_claim(step), step):
+            raise StepConflict(sid)
+        try:
+            effects = collect_effects(conn, ref, period, now, actions, rows_later=True)
+            self._add(step, {}, effects.events, effects.flags, rendered.spoken)
+            self.store.finish(conn, step)
+        except BaseException:
+            self.store.rollback(conn)
+            raise
+        return rendered.reply
+
+    def _close(self, conn: Connection, sid: str, status: str, now: datetime) -> None:
+        call = self.store.load(conn, sid)
+        if call is None:
+            return
+        step = StepWrite(call.id, call.seq, call.state, "", now)
+        ended = [EventRow("status", status)]
+        if call.outcome is None:  # the flow never finished: the call was dropped
+            self._dropped(conn, call, status, step)
+            dropped = self.store.call_end(step, "dropped")
+            if self.store.write(conn, dropped, replace(step, events=step.events + ended),
+                                reply=False):  # fmt: skip
+                return
+            step = StepWrite(call.id, call.seq, call.state, "", now)  # a retried callback won
+        self.store.write(conn, self.store.call_end(step, None), replace(step, events=ended),
+                         reply=False)  # fmt: skip
+
+    def _dropped(self, conn: Connection, call: CallRow, status: str, step: StepWrite) -> None:
+        """The flags (and notes) of a call that ended before the flow finished."""
+        if call.state == AWAITING_STREAM:
+            step.flags.append(FlagRow("dropped_call", "до приветствия"))
+            return
+        try:
+            state = CallState.from_json(call.state)
+        except ValueError as exc:
+            detail = f"звонок завершился (статус {status}); состояние не читается: {exc}"
+            step.flags.append(FlagRow("dropped_call", detail[:2000]))
+            return
+        service, now = self.service, step.at
+        ended = CallEnded(status=status, now=now)
+        _, actions = advance(state, ended, self._directory(conn), service.policy(call.call_sid),
+                             owned=True)  # fmt: skip
+        ref = CallRef(call.id, call.call_sid, call.account_id)
+        effects = collect_effects(None, ref, service.period(state, now), now, actions)
+        step.events += effects.events
+        step.flags += effects.flags
+
+    @staticmethod
+    def _add(step: StepWrite, changes: dict[str, object], events: list[EventRow],
+             flags: list[FlagRow], spoken: list[str]) -> None:  # fmt: skip
+        step.changes.update(changes)
+        step.events += events + [EventRow("prompt", text) for text in spoken]
+        step.flags += flags
+
+    def _event(self, form: Mapping[str, str], call: CallRow, seq: int, now: datetime,
+               changes: dict[str, object], conn: Connection) -> Event:  # fmt: skip
+        digits = str(form.get("Digits", "") or "")
+        if digits and DIGITS.fullmatch(digits):
+            _add_mode(call, "keypad", changes)
+            return Keys(digits=digits, now=now)
+        if digits:  # keys we cannot use: the flow treats them as unusable input
+            return Keys(digits="?", now=now)
+        speech = self.service.speech
+        if speech is not None:
+            spoken = speech(Session(bind=conn), call.call_sid, seq, now)
+            if spoken is not None:
+                _add_mode(call, "speech", changes)
+                return spoken
+        return Silence(now=now)
+
+
+def _add_mode(call: CallRow, mode: str, changes: dict[str, object]) -> None:
+    modes = set(filter(None, (call.input_modes or "").split(",")))
+    if mode not in modes:
+        changes["input_modes"] = ",".join(sorted(modes | {mode}))

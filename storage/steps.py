@@ -1,0 +1,338 @@
+"""A call's webhooks on the hot path: prebuilt SQL on the driver's cursor, no ORM.
+
+A webhook reads its call with one statement (`StepStore.load`) and writes the whole step in
+one transaction: the conditional `UPDATE calls … WHERE seq = N` carries every column the step
+changes, and only if it claimed the step do the timeline rows, flags and the reply go in, each
+table as one multi-row INSERT. "A call comes in" inserts the call already at its first step
+(the unique CallSid settles a duplicated request), and the status callback's UPDATE claims the
+call's end (`outcome IS NULL`) the same way.
+
+- PostgreSQL, a step that stores no reading: one statement, a data-modifying CTE, in
+  autocommit (no BEGIN, no COMMIT): one round trip for the write.
+- PostgreSQL, a step that stores a reading: BEGIN and the claim go in one pipeline, then the
+  ledger's own statements (`storage.ledger`, on the same connection and transaction), then the
+  rows and COMMIT in one more pipeline.
+- SQLite: BEGIN IMMEDIATE, the same UPDATE, the same INSERTs, COMMIT.
+
+The connection comes from an engine in autocommit mode (`make_engine(..., webhooks=True)`):
+the transaction is ours to open. Statement texts are built once per shape (which columns
+change, how many rows) and cached; psycopg prepares the repeated ones on the server itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+CALL_COLUMNS = ("id", "call_sid", "caller", "account_id", "state", "seq", "outcome", "input_modes")
+EVENT_COLUMNS = ("call_id", "at", "seq", "kind", "text", "meter_id", "confidence", "audio_file")
+FLAG_COLUMNS = ("call_id", "reason", "detail", "meter_id", "account_id", "reading_id", "status",
+                "created_at", "note")  # fmt: skip
+# Casts for PostgreSQL's VALUES lists, whose parameters would otherwise arrive as text.
+_PG_TYPES = {"call_id": "int", "at": "timestamptz", "seq": "int", "kind": "varchar",
+             "text": "text", "meter_id": "int", "confidence": "float8", "audio_file": "varchar",
+             "reason": "varchar", "detail": "text", "account_id": "int", "reading_id": "int",
+             "status": "varchar", "created_at": "timestamptz", "note": "text"}  # fmt: skip
+CHANGEABLE = ("account_id", "outcome", "input_modes", "ended_at")
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """The columns of a call that a step reads."""
+
+    id: int
+    call_sid: str
+    caller: str
+    account_id: int | None
+    state: str
+    seq: int
+    outcome: str | None
+    input_modes: str
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One timeline row (`call_events`) of the step."""
+
+    kind: str
+    text: str
+    meter_id: int | None = None
+    confidence: float | None = None
+    audio_file: str | None = None
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    """One flag the step raises."""
+
+    reason: str
+    detail: str
+    meter_id: int | None = None
+    account_id: int | None = None
+    reading_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Head:
+    """The statement that claims a step's write (`claimed` returns the call's id when it does):
+    the seq claim, the new call's INSERT, or the status callback's UPDATE."""
+
+    sql: str
+    params: list[Any]
+    inserts_call: bool = False  # the new call's INSERT (on SQLite its id is the lastrowid)
+
+
+@dataclass
+class StepWrite:
+    """Everything step `seq` of call `call_id` writes; `changes` holds the other columns of
+    `calls` that changed (CHANGEABLE)."""
+
+    call_id: int
+    seq: int
+    state: str
+    reply: str
+    at: datetime
+    changes: dict[str, Any] = field(default_factory=dict)
+    events: list[EventRow] = field(default_factory=list)
+    flags: list[FlagRow] = field(default_factory=list)
+
+
+class StepStore:
+    """The hot path's statements for one engine's dialect (PostgreSQL or SQLite)."""
+
+    def __init__(self, engine: Engine):
+        self.pg = engine.dialect.name == "postgresql"
+        self.mark = "%s" if self.pg else "?"
+        self.dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+    # --- reading ---
+
+    def load(self, conn: Connection, call_sid: str) -> CallRow | None:
+        """The call with this CallSid, by one prebuilt statement."""
+        row = self._run(conn, [(_load_sql(self.mark), [call_sid])]).fetchone()
+        return None if row is None else CallRow(*row)
+
+    def load_incoming(
+        self, conn: Connection, call_sid: str, caller: str, since: datetime
+    ) -> tuple[CallRow | None, int]:
+        """The call with this CallSid if Twilio retried "a call comes in", and how many calls
+        `caller` made since `since` (the hourly limit): one statement."""
+        m = self.mark
+        sql = (f"SELECT {', '.join('calls.' + c for c in CALL_COLUMNS)}, (SELECT count(*) "
+               f"FROM rate_limit_hits WHERE caller = {m} AND at >= {m}) FROM (SELECT 1 AS one) "
+               f"AS one LEFT JOIN calls ON calls.call_sid = {m}")  # fmt: skip
+        row = self._run(conn, [(sql, [caller, self._value(since), call_sid])]).fetchone()
+        return (None if row[0] is None else CallRow(*row[:-1])), int(row[-1])
+
+    def reply(self, conn: Connection, call_id: int, seq: int) -> str | None:
+        """The stored reply of a step, for a replay."""
+        sql = f"SELECT twiml FROM call_replies WHERE call_id = {self.mark} AND seq = {self.mark}"
+        row = self._run(conn, [(sql, [call_id, seq])]).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- heads: what claims a write ---
+
+    def step_claim(self, step: StepWrite) -> Head:
+        """Step `seq` of the call, unless another request took it."""
+        columns = tuple(sorted(step.changes))
+        values = [self._value(step.changes[c]) for c in columns]
+        params = [step.seq + 1, step.state, *values, step.call_id, step.seq]
+        return Head(_claim_sql(self.mark, columns), params)
+
+    def new_call(self, step: StepWrite, call_sid: str, caller: str) -> Head:
+        """The call inserted at its first step, and its caller's rate-limit hit; a second
+        "a call comes in" for the same CallSid fails on the unique key (IntegrityError)."""
+        m = self.mark
+        outcome = step.changes.get("outcome")
+        sql = (f"INSERT INTO calls (call_sid, caller, account_id, state, seq, started_at, "
+               f"outcome, input_modes) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, '')")  # fmt: skip
+        at = self._value(step.at)
+        params = [call_sid, caller, step.changes.get("account_id"), step.state, step.seq + 1,
+                  at, outcome]  # fmt: skip
+        if self.pg:
+            sql += (" RETURNING id), hit AS (INSERT INTO rate_limit_hits (caller, at) "
+                    "VALUES (%s, %s))")  # fmt: skip
+            params += [caller, at]
+        return Head(sql, params, inserts_call=True)
+
+    def call_end(self, step: StepWrite, outcome: str | None) -> Head:
+        """The call's end: `ended_at` unless set; with `outcome`, only while it has none."""
+        m = self.mark
+        sets = f"ended_at = COALESCE(ended_at, {m})"
+        params = [self._value(step.at)]
+        where = f"id = {m}"
+        if outcome is not None:
+            sets += f", outcome = {m}"
+            params.append(outcome)
+            where += " AND outcome IS NULL"
+        return Head(f"UPDATE calls SET {sets} WHERE {where}", [*params, step.call_id])
+
+    # --- writing ---
+
+    def write(self, conn: Connection, head: Head, step: StepWrite, reply: bool = True) -> bool:
+        """Claim with `head` and write the step's rows (and `reply`), all or nothing; False
+        if the head claimed nothing. PostgreSQL: one statement, one round trip."""
+        if self.pg:
+            sql, params = self._pg_cte(head, step, reply)
+            row = self._run(conn, [(sql, params)]).fetchone()
+            return bool(row and row[0])
+        if not self.claim(conn, head, step):
+            return False
+        self.finish(conn, step, reply)
+        return True
+
+    def claim(self, conn: Connection, head: Head, step: StepWrite) -> bool:
+        """Open the transaction and claim with `head`; False (rolled back) if it claimed
+        nothing. The caller then writes what needs the database's answers (the ledger) and
+        calls `finish`, or `rollback`."""
+        begin: tuple[str, list[Any]] = ("BEGIN" if self.pg else "BEGIN IMMEDIATE", [])
+        cursor = self._run(conn, [begin, (head.sql, head.params)])
+        if cursor.rowcount == 1:
+            if head.inserts_call and not self.pg:  # a new call: its id, and its rate-limit hit
+                step.call_id = int(cursor.lastrowid)
+                hit = f"INSERT INTO rate_limit_hits (caller, at) VALUES ({self.mark}, {self.mark})"
+                self._run(conn, [(hit, [head.params[1], head.params[5]])])
+            return True
+        self.rollback(conn)
+        return False
+
+    def finish(self, conn: Connection, step: StepWrite, reply: bool = True) -> None:
+        """Insert the step's rows and commit (PostgreSQL: in one round trip)."""
+        self._run(conn, [*self._rows(step, reply), ("COMMIT", [])])
+
+    def rollback(self, conn: Connection) -> None:
+        """Give the open transaction up."""
+        _raw(conn).rollback()
+
+    def _run(self, conn: Connection, statements: list[tuple[str, list[Any]]]) -> Any:
+        """Execute in order on the driver's cursor; the cursor of the last one. On
+        PostgreSQL several go as one pipeline (one round trip). Driver errors come out as
+        SQLAlchemy's, marked `connection_invalidated` when the connection died."""
+        raw = _raw(conn)
+        cursor = raw.cursor()
+        try:
+            if self.pg and len(statements) > 1:
+                with raw.pipeline():
+                    for sql, params in statements:
+                        cursor.execute(sql, params)
+            else:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+        except self.dbapi_error as exc:
+            dead = bool(self.pg and (raw.closed or raw.broken))
+            if dead:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                statements[-1][0], None, exc, self.dbapi_error, connection_invalidated=dead
+            ) from exc
+        return cursor
+
+    # --- statements ---
+
+    def _event_params(self, step: StepWrite) -> list[Any]:
+        at = self._value(step.at)
+        rows = [(step.call_id, at, step.seq, e.kind, e.text, e.meter_id, e.confidence,
+                 e.audio_file) for e in step.events]  # fmt: skip
+        return [value for row in rows for value in row]
+
+    def _flag_params(self, step: StepWrite) -> list[Any]:
+        at = self._value(step.at)
+        rows = [(step.call_id, f.reason, f.detail, f.meter_id, f.account_id, f.reading_id, "open",
+                 at, "") for f in step.flags]  # fmt: skip
+        return [value for row in rows for value in row]
+
+    def _rows(self, step: StepWrite, reply: bool) -> list[tuple[str, list[Any]]]:
+        m = self.mark
+        out = []
+        if reply:
+            out.append((f"INSERT INTO call_replies (call_id, seq, twiml) VALUES ({m}, {m}, {m})",
+                        [step.call_id, step.seq, step.reply]))  # fmt: skip
+        if step.events:
+            out.append((_insert_sql(m, "call_events", EVENT_COLUMNS, len(step.events)),
+                        self._event_params(step)))  # fmt: skip
+        if step.flags:
+            out.append((_insert_sql(m, "flags", FLAG_COLUMNS, len(step.flags)),
+                        self._flag_params(step)))  # fmt: skip
+        return out
+
+    def _pg_cte(self, head: Head, step: StepWrite, reply: bool) -> tuple[str, list[Any]]:
+        sql = _pg_cte_sql(head.sql, head.inserts_call, reply, len(step.events), len(step.flags))
+        params = [step.at, *head.params]
+        if reply:
+            params += [step.seq, step.reply]
+        params += [p for e in step.events for p in (step.seq, e.kind, e.text, e.meter_id,
+                                                    e.confidence, e.audio_file)]  # fmt: skip
+        params += [p for f in step.flags for p in (f.reason, f.detail, f.meter_id, f.account_id,
+                                                   f.reading_id)]  # fmt: skip
+        return sql, params
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and not self.pg:
+            return sqlite_timestamp(value)
+        return value
+
+
+def sqlite_timestamp(moment: datetime) -> str:
+    """A UTC moment as SQLAlchemy's DateTime stores it on SQLite (what `UTCDateTime` reads)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _raw(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection
+
+
+@cache
+def _load_sql(mark: str) -> str:
+    return f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_sid = {mark}"
+
+
+@cache
+def _claim_sql(mark: str, columns: tuple[str, ...]) -> str:
+    sets = ", ".join([f"seq = {mark}", f"state = {mark}", *(f"{c} = {mark}" for c in columns)])
+    return f"UPDATE calls SET {sets} WHERE id = {mark} AND seq = {mark}"
+
+
+@cache
+def _insert_sql(mark: str, table: str, columns: Sequence[str], rows: int) -> str:
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
+
+
+@cache
+def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: int) -> str:
+    """The whole write as one statement: nothing is inserted unless the head claimed the
+    call. The first parameter is the step's moment (every row's timestamp)."""
+    if not inserts_call:  # the new call's INSERT brings its RETURNING and closes itself
+        head += " RETURNING id)"
+    parts = [f"WITH moment AS (SELECT %s::timestamptz AS at), claimed AS ({head}"]
+    if reply:
+        parts.append("reply AS (INSERT INTO call_replies (call_id, seq, twiml) "
+                     "SELECT id, %s, %s FROM claimed)")  # fmt: skip
+    if events:
+        cols = ("seq", "kind", "text", "meter_id", "confidence", "audio_file")
+        values = _pg_values(cols, events)
+        parts.append(
+            f"events AS (INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
+            f"SELECT claimed.id, moment.at, {', '.join('v.' + c for c in cols)} "
+            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(cols)}) ORDER BY v.n)"
+        )
+    if flags:
+        flag_cols = ("reason", "detail", "meter_id", "account_id", "reading_id")
+        values = _pg_values(flag_cols, flags)
+        parts.append(
+            f"flags AS (INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) "
+            f"SELECT claimed.id, {', '.join('v.' + c for c in flag_cols)}, 'open', moment.at, '' "
+            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(flag_cols)}) ORDER BY v.n)"
+        )
+    return ", ".join(parts) + " SELECT count(*) FROM claimed"
+
+
+def _pg_values(columns: Sequence[str], rows: int) -> str:
+    row = ", ".join(f"%s::{_PG_TYPES[c]}" for c in columns)
+    return ", ".join(f"({n}, {row})" for n in range(rows))
