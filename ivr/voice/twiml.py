@@ -1,10 +1,10 @@
-"""Render the flow's neutral actions as TwiML, only through the SDK's VoiceResponse."""
+"""Render the flow's neutral actions as TwiML: the steps' documents as text held
+byte-identical to the SDK's VoiceResponse by tests, the rare ones through VoiceResponse."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows.model import Action, Gather, Hangup, Say, Transfer
@@ -20,16 +20,45 @@ class StreamTarget:
     token: str
 
 
-def _speak(node: VoiceResponse | TwimlGather, catalogue: Catalogue, say: Say) -> str:
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _text(text: str) -> str:
+    """Element text escaped as ElementTree escapes it."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _attribute(value: object) -> str:
+    """An attribute value as the SDK writes it (booleans in lower case), escaped as
+    ElementTree escapes attributes."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    for raw, entity in _ATTRIBUTE_ENTITIES:
+        text = text.replace(raw, entity)
+    return text
+
+
+_ATTRIBUTE_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"),
+                       ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))  # fmt: skip
+
+
+def _element(name: str, attrs: dict[str, object], text: str = "", children: str = "") -> str:
+    """One TwiML verb, as VoiceResponse serialises it: attributes sorted, None ones left
+    out, no text when empty, `<Verb />` when it holds nothing."""
+    head = name + "".join(
+        f' {key}="{_attribute(attrs[key])}"' for key in sorted(attrs) if attrs[key] is not None
+    )
+    if not text and not children:
+        return f"<{head} />"
+    return f"<{head}>{_text(text)}{children}</{name}>"
+
+
+def _speak(catalogue: Catalogue, say: Say, spoken: list[str]) -> str:
     utterance = catalogue.render(say.prompt, say.params)
+    spoken.append(utterance.text)
     if utterance.audio:
-        node.play(utterance.audio)
-    else:
-        kwargs = {"language": catalogue.language}
-        if catalogue.voice:
-            kwargs["voice"] = catalogue.voice
-        node.say(utterance.text, **kwargs)
-    return utterance.text
+        return _element("Play", {}, utterance.audio)
+    attrs: dict[str, object] = {"language": catalogue.language, "voice": catalogue.voice or None}
+    return _element("Say", attrs, utterance.text)
 
 
 def connect_stream(stream: StreamTarget | None, next_url: str) -> str:
@@ -45,32 +74,34 @@ def connect_stream(stream: StreamTarget | None, next_url: str) -> str:
 
 
 def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Rendered:
-    """TwiML for the actions; Gathers post to `step_url` (which carries the next step number)."""
-    response = VoiceResponse()
+    """TwiML for the actions; Gathers post to `step_url` (which carries the next step number).
+
+    Written as text, not through VoiceResponse: the SDK builds an ElementTree and serialises
+    it on every webhook, a cost the line's budget per webhook has no room for (issue 9).
+    tests/webhooks/test_twiml_text.py holds every document byte-identical to VoiceResponse's
+    for the same actions."""
+    parts: list[str] = []
     spoken: list[str] = []
     for action in actions:
         if isinstance(action, Say):
-            spoken.append(_speak(response, catalogue, action))
+            parts.append(_speak(catalogue, action, spoken))
         elif isinstance(action, Gather):
             # The prompt goes inside the Gather: keys pressed before it starts are lost.
-            gather = response.gather(
-                input="dtmf",
-                action=step_url,
-                method="POST",
-                timeout=action.timeout,
-                finish_on_key=action.finish_on_key,
-                num_digits=action.num_digits,
-                action_on_empty_result=True,
-            )
-            for say in action.prompts:
-                spoken.append(_speak(gather, catalogue, say))
+            prompts = "".join(_speak(catalogue, say, spoken) for say in action.prompts)
+            attrs: dict[str, object] = {
+                "input": "dtmf", "action": step_url, "method": "POST",
+                "timeout": action.timeout, "finishOnKey": action.finish_on_key,
+                "numDigits": action.num_digits, "actionOnEmptyResult": True,
+            }  # fmt: skip
+            parts.append(_element("Gather", attrs, children=prompts))
             # Only reached if a carrier ignores actionOnEmptyResult: treated as silence.
-            response.redirect(step_url, method="POST")
+            parts.append(_element("Redirect", {"method": "POST"}, step_url))
         elif isinstance(action, Transfer):
-            response.dial(action.number, timeout=30)
+            parts.append(_element("Dial", {"timeout": 30}, action.number))
         elif isinstance(action, Hangup):
-            response.hangup()
-    return Rendered(reply=str(response), spoken=spoken)
+            parts.append(_element("Hangup", {}))
+    document = XML_DECLARATION + _element("Response", {}, children="".join(parts))
+    return Rendered(reply=document, spoken=spoken)
 
 
 # Said if even the catalogue fails us: an apology must never itself fail.
