@@ -69,7 +69,7 @@ TOKEN = "load-test-token-" + "0" * 16
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/meterline_load"
 HISTORY = ("100", "103", "106", "109")  # monthly, the last a month ago: 112 is plausible
 APOLOGY = "техническая ошибка"
-STORED = "Показание принято"
+STORED = "Принято."  # said after each confirmed reading
 
 
 @dataclass

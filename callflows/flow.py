@@ -6,9 +6,11 @@ Keys, decided here:
   digits is the decimal separator (`123*45#` is 123.45), so only a lone `*` repeats there.
 - `0` alone asks for the operator, wherever the caller is: a transfer during operator hours;
   outside them, or with no operator number configured, the line says so and asks again (this
-  counts as no failed attempt). A zero reading is therefore keyed as `00` (as many zeros as the
-  register shows); only a new meter without history can read zero, so only its value prompt
-  says so.
+  counts as no failed attempt). `0#` at the value prompt of a meter whose register can read
+  zero (a new meter, or one last read as zero) is the value zero; elsewhere it is `0`. `00`
+  is zero too.
+- A lone key acts at once: value prompts wait only KEY_GAP seconds after a key (callflows/
+  prompts.py), and choices take one key.
 - A trailing `#` in `digits` is ignored (some adapters pass the finishing key along).
 
 Speech (when the policy enables it, at value and confirm prompts only): keys always win (the
@@ -16,16 +18,17 @@ adapter sends Keys when keys came). A spoken value below MIN_CONFIDENCE counts a
 the first time the caller is asked to key it in instead. A confirmed spoken value below
 LOW_CONFIDENCE is stored, and an operator is asked to check it (a low_confidence flag).
 
-Silence or unusable input at any prompt is asked again, up to `policy.max_attempts` failures in
-all; then the meter is flagged (no_input or caller_error) and skipped, or, while identifying,
-the call ends (unknown_caller), handed to an operator when one is reachable.
+Silence or unusable input climbs the ladder in callflows/escalation.py: re-ask in full, then a
+hint and the operator offer, then a transfer (during hours) or a flag and the hours to call
+back in. A value read back but never confirmed is stored flagged (not_confirmed), never lost.
+After the last meter the summary names each value; `*` says it again.
 """
 
 from __future__ import annotations
 
 import copy
 
-from callflows import identify, meters
+from callflows import escalation, identify, meters
 from callflows.context import MIN_CONFIDENCE, Context
 from callflows.intake import parse_keyed
 from callflows.model import (
@@ -43,9 +46,9 @@ from callflows.model import (
     Say,
     Silence,
     Spoken,
-    Transfer,
+    TransferEnded,
 )
-from callflows.prompts import gather_for, hours_say
+from callflows.prompts import can_read_zero, gather_for, hours_say
 from callflows.state import CallState
 from callflows.words import CALL_STATUS_WORDS, STEP_WORDS
 
@@ -80,6 +83,12 @@ def advance(
         return state, [Hangup()]
     if state.step == "start":
         raise ValueError(f"{type(event).__name__} at step 'start'")
+    if isinstance(event, TransferEnded):
+        return state, escalation.on_transfer_ended(state, ctx, event, meters.next_meter)
+    if state.step == "transfer":
+        raise ValueError(f"{type(event).__name__} while the call is with an operator")
+    if state.step == "summary":
+        return state, on_summary(state, ctx, event)
     if isinstance(event, Keys):
         return state, on_keys(state, ctx, event)
     if isinstance(event, Silence):
@@ -102,18 +111,15 @@ def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list
 
 def repeat(state: CallState, ctx: Context) -> list[Action]:
     """Say the current prompt again, in full."""
-    return [gather_for(state, ctx.policy, [], full=True)]
+    return [gather_for(state, ctx.policy, [], full=True, form="full")]
 
 
 def operator(state: CallState, ctx: Context) -> list[Action]:
     """Transfer to an operator when one answers now; otherwise say why not and ask again."""
     policy, meter_id = ctx.policy, _meter_id(state)
     if ctx.operator_reachable:
-        assert policy.operator_number is not None
-        lost = f"; не подтверждено: {state.pending.value}" if state.pending else ""
-        state.step, state.outcome = "done", "transferred"
-        note = Note("decision", f"соединяем с оператором{lost}", meter_id)
-        return [note, Say("transfer"), Transfer(policy.operator_number), Finish("transferred")]
+        resume = "next" if state.step == "confirm" else state.step
+        return escalation.transfer(state, ctx, resume, [])
     if policy.operator_number is None:
         preface = [Say("operator_unavailable")]
         note = Note("decision", "оператор: номер не настроен — переспросили", meter_id)
@@ -125,11 +131,12 @@ def operator(state: CallState, ctx: Context) -> list[Action]:
 
 def on_keys(state: CallState, ctx: Context, event: Keys) -> list[Action]:
     """Keys pressed at the current prompt."""
-    digits = event.digits.strip().removesuffix("#")
+    raw = event.digits.strip()
+    digits = raw.removesuffix("#")
     notes: list[Action] = [Note("input", f"нажато: {event.digits}", _meter_id(state))]
     if digits == "*":
         return notes + repeat(state, ctx)
-    if digits == "0":
+    if digits == "0" and not _zero_reading(state, raw):
         return notes + operator(state, ctx)
     if state.step == "value":
         value = parse_keyed(digits)
@@ -143,6 +150,22 @@ def on_keys(state: CallState, ctx: Context, event: Keys) -> list[Action]:
     if state.step == "account_number":
         return notes + identify.on_account_number(state, ctx, digits)
     return notes + retry(state, ctx, [Say("not_understood")], bad=True)
+
+
+def _zero_reading(state: CallState, raw: str) -> bool:
+    """`0#` at the value prompt of a register that can read zero is the value, not the operator."""
+    meter = state.meter
+    return state.step == "value" and raw == "0#" and meter is not None and can_read_zero(meter)
+
+
+def on_summary(state: CallState, ctx: Context, event: Keys | Silence | Spoken) -> list[Action]:
+    """After the summary: `*` (or «повторите») says it again; anything else ends the call."""
+    answer = event.answer if isinstance(event, Spoken) else None
+    digits = event.digits.strip().removesuffix("#") if isinstance(event, Keys) else ""
+    if digits == "*" or answer == "repeat":
+        return [Note("input", "итог повторён"), gather_for(state, ctx.policy, [], full=True)]
+    state.step = "done"
+    return [Hangup()]
 
 
 def on_spoken(state: CallState, ctx: Context, event: Spoken) -> list[Action]:
@@ -182,6 +205,9 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
     state = copy.deepcopy(state)
     if state.finished:
         return state, []
+    if state.step == "summary":  # hung up after hearing what was taken: a normal end
+        state.step = "done"
+        return state, []
     meter_id = _meter_id(state)
     detail = (
         f"звонок прервался на шаге «{STEP_WORDS.get(state.step, state.step)}» "
@@ -190,5 +216,7 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
     )
     if state.pending is not None:
         detail += f"; не подтверждено: {state.pending.value}"
+    # The value read back but not confirmed is kept for the operator, never lost.
+    kept = [a for a in escalation.keep_pending(state, "звонок прерван") if not isinstance(a, Say)]
     state.step, state.outcome = "done", "dropped"
-    return state, [RaiseFlag("dropped_call", detail, meter_id), Finish("dropped")]
+    return state, [*kept, RaiseFlag("dropped_call", detail, meter_id), Finish("dropped")]

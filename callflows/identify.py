@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from callflows import escalation
 from callflows.context import Context
 from callflows.intake import in_window
 from callflows.meters import start_meters
@@ -16,7 +17,6 @@ from callflows.model import (
     RaiseFlag,
     Say,
     SetAccount,
-    Transfer,
 )
 from callflows.prompts import MAX_CHOICES, gather_for, hours_say, street_of, window_say
 from callflows.state import CallState
@@ -41,7 +41,8 @@ def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[A
         actions.append(
             Note("decision", f"вне дней приёма ({today:%d.%m.%Y}): показания на проверку")
         )
-    says.append(Say("help_keys" if policy.operator_number else "help_keys_no_operator"))
+    # 0 is offered only when it reaches someone now.
+    says.append(Say("help_keys" if ctx.operator_reachable else "help_keys_no_operator"))
     accounts = ctx.directory.accounts_for_phone(event.caller, state.period) if event.caller else []
     return state, actions + _identify(state, ctx, accounts, says)
 
@@ -62,7 +63,7 @@ def _identify(
     if accounts:
         says.append(Say("too_many_accounts"))
     else:
-        says.append(Say("caller_unknown"))
+        says.append(Say("caller_unknown" if state.caller else "caller_hidden"))
     note = Note("decision", f"номер {caller}: счетов {len(accounts)} — спрашиваем номер счёта")
     return [note, gather_for(state, ctx.policy, says, full=True)]
 
@@ -96,12 +97,8 @@ def on_account_number(state: CallState, ctx: Context, digits: str) -> list[Actio
 
 
 def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
-    """Ask again, or end the call when identification failed too often."""
-    state.attempts += 1
-    state.bad_input = state.bad_input or bad
-    if state.attempts >= ctx.policy.max_attempts:
-        return give_up(state, ctx)
-    return [gather_for(state, ctx.policy, preface, full=False)]
+    """Ask again (with a hint the second time), or end the call when it failed too often."""
+    return escalation.failed(state, ctx, preface, bad, give_up)
 
 
 def give_up(state: CallState, ctx: Context) -> list[Action]:
@@ -113,11 +110,12 @@ def give_up(state: CallState, ctx: Context) -> list[Action]:
         detail = f"{caller}: счёт не выбран из {len(state.candidates)}"
     else:
         detail = f"{caller}: лицевой счёт не найден, попыток: {state.attempts}"
-    state.step, state.outcome = "done", reason
-    actions: list[Action] = [RaiseFlag(reason, detail), Say("identify_failed")]
+    actions: list[Action] = [RaiseFlag(reason, detail)]
     if ctx.operator_reachable:
-        assert ctx.policy.operator_number is not None
-        return [*actions, Say("transfer"), Transfer(ctx.policy.operator_number), Finish(reason)]
+        state.outcome = reason
+        return actions + escalation.transfer(state, ctx, "end", [Say("identify_failed")])
+    state.step, state.outcome = "done", reason
+    actions.append(Say("identify_failed"))
     if ctx.policy.operator_number is not None:
         actions.append(hours_say(ctx.policy))
     return [*actions, Say("goodbye"), Hangup(), Finish(reason)]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
+from callflows import escalation
 from callflows.context import LOW_CONFIDENCE, Context
 from callflows.intake import Verdict, check_reading, meter_in_service
 from callflows.model import (
@@ -20,8 +21,8 @@ from callflows.model import (
     StoreReading,
     reason_words,
 )
-from callflows.prompts import gather_for, meter_what, serial_tail
-from callflows.state import CallState, Pending
+from callflows.prompts import gather_for, hours_say, meter_what, serial_tail
+from callflows.state import CallState, Pending, Taken
 from callflows.words import STEP_WORDS
 
 
@@ -38,7 +39,10 @@ class Heard:
 def start_meters(state: CallState, ctx: Context, preface: list[Say]) -> list[Action]:
     """The caller is identified: go to the account's first meter in service."""
     state.meter_index = -1
-    return next_meter(state, ctx, preface)
+    count = len(state.account.meters) if state.account else 0
+    # One meter is named as "the one" in its own announcement (meter_intro_single).
+    says = [*preface, Say("meter_count", {"count": count})] if count > 1 else preface
+    return next_meter(state, ctx, says)
 
 
 def _reset_meter(state: CallState) -> None:
@@ -55,7 +59,7 @@ def next_meter(state: CallState, ctx: Context, preface: list[Say]) -> list[Actio
         _reset_meter(state)
         meter = state.meter
         if meter is None:
-            return actions + finish_call(state, says)
+            return actions + finish_call(state, ctx, says)
         service = meter_in_service(meter, ctx.local.date())
         if service == "ok":
             state.step = "value"
@@ -68,43 +72,56 @@ def next_meter(state: CallState, ctx: Context, preface: list[Say]) -> list[Actio
         actions.append(Note("decision", f"счётчик {meter.serial} пропущен: {detail}", meter.id))
 
 
-def finish_call(state: CallState, says: list[Say]) -> list[Action]:
-    """Summary, goodbye, hang up."""
-    state.step, state.outcome, state.pending = "done", "completed", None
+def finish_call(state: CallState, ctx: Context, says: list[Say]) -> list[Action]:
+    """The summary naming each value taken (with `*` to hear it again), goodbye, hang up."""
+    state.pending = None
+    if state.stored:
+        # The outcome is recorded now: a caller who hangs up during the summary is done.
+        state.step, state.outcome = "summary", "completed"
+        return [gather_for(state, ctx.policy, says, full=False), Finish("completed")]
+    state.step, state.outcome = "done", "completed"
     if state.account is not None and not state.account.meters:
         says.append(Say("no_meters"))
-    elif state.stored == 0:
-        says.append(Say("summary_none"))
     else:
-        says.append(Say("summary", {"count": state.stored}))
-        if state.flagged:
-            says.append(Say("summary_flagged", {"flagged": state.flagged}))
+        says.append(Say("summary_none"))
     says.append(Say("goodbye"))
     return [*says, Hangup(), Finish("completed")]
 
 
 def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
     """Ask the same meter prompt again, or give up on this meter after too many tries."""
-    state.attempts += 1
-    state.bad_input = state.bad_input or bad
-    if state.attempts >= ctx.policy.max_attempts:
-        return give_up_meter(state, ctx)
-    return [gather_for(state, ctx.policy, preface, full=False)]
+    return escalation.failed(state, ctx, preface, bad, give_up_meter)
 
 
 def give_up_meter(state: CallState, ctx: Context) -> list[Action]:
-    """Flag the meter for an operator and move on politely."""
+    """Flag the meter for an operator; then a transfer, the next meter, or (silent) goodbye."""
     meter = state.meter
     assert meter is not None
     reason: FlagReason = "caller_error" if state.bad_input else "no_input"
     what = "неверный ввод" if state.bad_input else "нет ответа"
     step = STEP_WORDS.get(state.step, state.step)
     detail = f"счётчик {meter.serial}: показание не получено ({what}, шаг «{step}»)"
-    actions: list[Action] = [
-        RaiseFlag(reason, detail, meter.id),
-        Note("decision", f"{what}: счётчик пропущен", meter.id),
-    ]
-    return actions + next_meter(state, ctx, [Say("meter_given_up")])
+    actions: list[Action] = []
+    if state.pending is None:
+        actions.append(RaiseFlag(reason, detail, meter.id))
+    actions.append(Note("decision", f"{what}: счётчик пропущен", meter.id))
+    kept = escalation.keep_pending(state, what)
+    actions += [a for a in kept if not isinstance(a, Say)]
+    # A value kept as flagged is what the caller hears about; otherwise that nothing was taken.
+    given_up = [a for a in kept if isinstance(a, Say)] or [Say("meter_given_up")]
+    if ctx.operator_reachable:
+        return actions + escalation.transfer(state, ctx, "next", given_up)
+    if not state.bad_input:
+        # Silence again and again: the caller is lost or gone; more meters would only repeat it.
+        says = [*given_up, *_call_back(ctx)]
+        return actions + finish_call(state, ctx, says)
+    return actions + next_meter(state, ctx, [*given_up, *_call_back(ctx)])
+
+
+def _call_back(ctx: Context) -> list[Say]:
+    if ctx.policy.operator_number is None:
+        return [Say("call_back")]
+    return [hours_say(ctx.policy), Say("call_back")]
 
 
 def on_value(state: CallState, ctx: Context, value: Decimal, heard: Heard) -> list[Action]:
@@ -180,7 +197,7 @@ def on_confirm(state: CallState, ctx: Context, yes: bool) -> list[Action]:
     if yes:
         return store(state, ctx)
     if state.entries >= ctx.policy.max_attempts:
-        state.bad_input = True
+        state.bad_input, state.pending = True, None
         return give_up_meter(state, ctx)
     state.step, state.pending, state.attempts, state.bad_input = "value", None, 0, False
     note = Note("decision", "не подтверждено — вводит заново", meter.id)
@@ -218,6 +235,7 @@ def store(state: CallState, ctx: Context) -> list[Action]:
         )
     state.stored += 1
     state.flagged += int(flagged)
+    state.taken.append(Taken(meter.id, pending.value, "flagged" if flagged else "accepted"))
     status = f"на проверку ({reason_words(pending.flag_reason)})" if flagged else "принято"
     actions.append(Note("decision", f"подтверждено, сохранено {pending.value}: {status}", meter.id))
     say = Say("stored_flagged" if flagged else "stored")

@@ -28,6 +28,7 @@ FlagReason = Literal[
     "caller_error",
     "system_error",
     "rate_limited",
+    "not_confirmed",
 ]
 
 
@@ -45,6 +46,7 @@ FLAG_REASON_WORDS: dict[str, str] = {
     "caller_error": "Ошибки ввода",
     "system_error": "Сбой системы",
     "rate_limited": "Слишком много звонков",
+    "not_confirmed": "Не подтверждено звонившим",
 }
 
 
@@ -197,7 +199,16 @@ class CallEnded:
     now: datetime
 
 
-Event = CallStarted | Keys | Silence | Spoken | CallEnded
+@dataclass(frozen=True)
+class TransferEnded:
+    """A Transfer that expected a result ended: `status` is completed, busy, no-answer,
+    failed or canceled (Twilio's DialCallStatus; other back ends map theirs to these)."""
+
+    status: str
+    now: datetime
+
+
+Event = CallStarted | Keys | Silence | Spoken | CallEnded | TransferEnded
 
 
 # --- Actions: what `ivr/` must do, in order ---
@@ -213,20 +224,31 @@ class Say:
 
 @dataclass(frozen=True)
 class Gather:
-    """Speak `prompts` while listening for keys (and speech, when `speech` is set)."""
+    """Speak `prompts` while listening for keys (and speech, when `speech` is set).
+
+    `timeout` is the wait after a key for the next one; `first_key_wait`, when longer, is the
+    wait after the prompts for the first key (so a lone key acts quickly, yet a caller has
+    time to start).
+    """
 
     prompts: tuple[Say, ...]
     finish_on_key: str = "#"
     num_digits: int | None = None
     timeout: int = 6
     speech: bool = False
+    first_key_wait: int | None = None
 
 
 @dataclass(frozen=True)
 class Transfer:
-    """Connect the caller to an operator."""
+    """Connect the caller to an operator.
+
+    With `result` set, the back end reports how the transfer ended (a TransferEnded event)
+    and renders what the flow answers; without it the call ends with the transfer.
+    """
 
     number: str
+    result: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ Formats:
 1. The first.
 2. A meter's `current_period_value` / `current_period_reading_id` name the period's current
    ACCEPTED reading; format 1 could name a flagged one, never accepted (issue 8).
+3. `told` (instructions heard in full), `resume` (where a transfer nobody answers goes back
+   to), `taken` (readings stored, for the end summary); steps `transfer` and `summary`
+   (issue 11).
 """
 
 from __future__ import annotations
@@ -45,8 +48,21 @@ from callflows.snapshot import (
     required_decimal,
 )
 
-STEPS = ("start", "choose_account", "account_number", "value", "confirm", "done")
-FORMAT = 2
+STEPS = (
+    "start",
+    "choose_account",
+    "account_number",
+    "value",
+    "confirm",
+    "transfer",
+    "summary",
+    "done",
+)
+# Prompts whose full instruction the caller has heard once; later they hear the short form.
+TOLD = ("value", "confirm")
+# Where a call goes after a transfer nobody answered: back to a step, the next meter, or goodbye.
+RESUMES = ("value", "account_number", "choose_account", "next", "end")
+FORMAT = 3
 
 
 @dataclass
@@ -107,6 +123,36 @@ class Pending:
 
 
 @dataclass
+class Taken:
+    """A reading stored during this call, as the end summary names it."""
+
+    meter_id: int
+    value: Decimal
+    status: str = "accepted"  # accepted | flagged
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        return {"meter_id": self.meter_id, "value": str(self.value), "status": self.status}
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Taken:
+        """Parse; ValueError on wrong types."""
+        data = dict_of(raw, "taken")
+        status = field_of(data, "status", str)
+        if status not in ("accepted", "flagged"):
+            raise ValueError(f"state: bad taken status {status!r}")
+        meter_id = field_of(data, "meter_id", int)
+        return cls(meter_id=meter_id, value=required_decimal(data, "value"), status=status)
+
+
+def _told_of(data: dict[str, Any]) -> list[str]:
+    told = field_of(data, "told", list)
+    if any(t not in TOLD for t in told):
+        raise ValueError(f"state: bad 'told' {told!r}")
+    return list(told)
+
+
+@dataclass
 class CallState:
     """Where a call is; serialisable so any worker can serve the next step."""
 
@@ -127,6 +173,9 @@ class CallState:
     stored: int = 0
     flagged: int = 0
     outcome: str = ""
+    told: list[str] = field(default_factory=list)  # full instructions heard (see TOLD)
+    resume: str = ""  # during a transfer: where to go back to if no operator answers
+    taken: list[Taken] = field(default_factory=list)  # readings stored, for the end summary
 
     @property
     def finished(self) -> bool:
@@ -160,6 +209,9 @@ class CallState:
             "stored": self.stored,
             "flagged": self.flagged,
             "outcome": self.outcome,
+            "told": self.told,
+            "resume": self.resume,
+            "taken": [t.to_dict() for t in self.taken],
         }
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
@@ -192,6 +244,9 @@ class CallState:
             stored=field_of(data, "stored", int),
             flagged=field_of(data, "flagged", int),
             outcome=field_of(data, "outcome", str),
+            told=_told_of(data),
+            resume=field_of(data, "resume", str),
+            taken=[Taken.from_dict(t) for t in list_of(data, "taken")],
         )
         state.check()
         return state
@@ -202,6 +257,8 @@ class CallState:
             raise ValueError(f"state: step {self.step!r} without a meter")
         if self.step == "confirm" and self.pending is None:
             raise ValueError("state: confirm step without a pending value")
+        if self.step == "transfer" and self.resume not in RESUMES:
+            raise ValueError(f"state: transfer with unknown step to resume {self.resume!r}")
         if self.step == "choose_account" and not self.candidates:
             raise ValueError("state: choose_account step without accounts to choose from")
 
@@ -219,8 +276,15 @@ def _upgrade_1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "format": 2}
 
 
+def _upgrade_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 had no record of the prompts heard, of transfers or of the readings taken: a
+    call in progress hears the full instructions once more, and its summary counts what was
+    stored (`stored`) without naming the readings stored before the upgrade."""
+    return {**data, "told": [], "resume": "", "taken": [], "format": 3}
+
+
 # Format N -> format N + 1, for every past format N.
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1, 2: _upgrade_2}
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ STEP_WORDS = {
     "account_number": "ввод лицевого счёта",
     "value": "ввод показания",
     "confirm": "подтверждение показания",
+    "transfer": "перевод на оператора",
+    "summary": "итог звонка",
     "done": "после прощания",
 }
 CALL_STATUS_WORDS = {

@@ -48,6 +48,7 @@ OUTCOMES = {
     "completed": "завершён",
     "dropped": "прерван",
     "transferred": "переведён на оператора",
+    "operator_unanswered": "оператор не ответил",
     "error": "сбой",
     "rate_limited": "слишком много звонков",
     "outside_window": "вне срока приёма",

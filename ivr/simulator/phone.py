@@ -62,6 +62,8 @@ class SimulatedCall:
     call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
     account_sid: str = field(default_factory=lambda: "AC" + secrets.token_hex(16))
     max_steps: int = 200
+    # How a transfer ends: a simulated line has no operator, so by default nobody answers.
+    dial_status: str = "no-answer"
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -136,7 +138,7 @@ class SimulatedCall:
 
     def _hear(self, node: ET.Element) -> None:
         if node.tag == "Say":
-            text = (node.text or "").strip()
+            text = " ".join("".join(node.itertext()).split())  # SSML tags carry words too
         elif node.tag == "Play":
             text = f"[звук {node.text}]"
         else:
@@ -162,6 +164,8 @@ class SimulatedCall:
                 return (verb.text or "").strip(), {}
             elif verb.tag == "Dial":
                 self.transcript.dialed = (verb.text or "").strip()
+                if verb.get("action"):  # the line wants to know how the transfer ended
+                    return verb.get("action"), {"DialCallStatus": self.dial_status}
                 return None, {}
             elif verb.tag == "Hangup":
                 return None, {}

@@ -87,6 +87,20 @@ def step() -> Response:
     return _answer(lambda service: service.step(request.form, _seq(seq), step_url))
 
 
+@voice.post("/dial")
+@twilio_signed
+def dial() -> Response:
+    """How a transfer to an operator ended (Twilio's Dial action: DialCallStatus)."""
+    seq = request.args.get("seq", "")
+    if "DialCallStatus" not in request.form:
+        return _answer(lambda _service: _refuse("a Dial result without DialCallStatus"))
+    return _answer(lambda service: service.step(request.form, _seq(seq), step_url))
+
+
+def _refuse(why: str) -> str:
+    raise BadRequest(why)
+
+
 def _seq(raw: str) -> int:
     if not raw.isdigit() or len(raw) > 6:
         raise BadRequest(f"bad step number {raw[:20]!r}")

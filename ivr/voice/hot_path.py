@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from callflows.flow import advance
-from callflows.model import CallEnded, CallStarted, Event, Keys, Silence
+from callflows.model import CallEnded, CallStarted, Event, Keys, Silence, TransferEnded
 from callflows.state import CallState
 from ivr.phones import mask
 from ivr.voice.directory import SqlDirectory
@@ -220,7 +220,13 @@ class HotPath:
 
     def _event(self, form: Mapping[str, str], call: CallRow, seq: int, now: datetime,
                changes: dict[str, object], conn: Connection) -> Event:  # fmt: skip
+        dial_status = form.get("DialCallStatus")
+        if dial_status is not None:  # the Dial-result route: how the transfer ended
+            return TransferEnded(status=str(dial_status)[:20], now=now)
         digits = str(form.get("Digits", "") or "")
+        # Twilio leaves the finishing '#' out of Digits; the flow tells `0#` (zero) from `0`.
+        if form.get("FinishedOnKey") == "#" and DIGITS.fullmatch(digits + "#"):
+            digits += "#"
         if digits and DIGITS.fullmatch(digits):
             _add_mode(call, "keypad", changes)
             return Keys(digits=digits, now=now)

@@ -3,8 +3,11 @@ byte-identical to the SDK's VoiceResponse by tests, the rare ones through VoiceR
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from twilio.twiml import TwiML
+from twilio.twiml.voice_response import Say as TwimlSay
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows.model import Action, Gather, Hangup, Say, Transfer
@@ -58,7 +61,31 @@ def _speak(catalogue: Catalogue, say: Say, spoken: list[str]) -> str:
     if utterance.audio:
         return _element("Play", {}, utterance.audio)
     attrs: dict[str, object] = {"language": catalogue.language, "voice": catalogue.voice or None}
+    if utterance.ssml is not None:
+        return _ssml_say(utterance.ssml, attrs)
     return _element("Say", attrs, utterance.text)
+
+
+def _ssml_say(ssml: str, attrs: dict[str, object]) -> str:
+    """A Say carrying SSML (a prompt's <prosody>, <break> …): rare, so built by the SDK."""
+    say = TwimlSay(**{k: v for k, v in attrs.items() if v is not None})
+    _nest_ssml(say, ET.fromstring(f"<speak>{ssml}</speak>"))
+    return say.to_xml(xml_declaration=False)
+
+
+def _nest_ssml(node: TwiML, element: ET.Element) -> None:
+    """Copy parsed SSML into the SDK's nodes: text, then each tag with its text and tail."""
+    if element.text:
+        node.nest(element.text)
+    for child in element:
+        _nest_ssml(node.add_child(child.tag, None, **child.attrib), child)
+        if child.tail:
+            node.nest(child.tail)
+
+
+def dial_url(step_url: str) -> str:
+    """Where a transfer's result goes: the Dial-result route beside the step route."""
+    return step_url.replace("/voice/step?", "/voice/dial?", 1)
 
 
 def connect_stream(stream: StreamTarget | None, next_url: str) -> str:
@@ -88,6 +115,11 @@ def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Render
         elif isinstance(action, Gather):
             # The prompt goes inside the Gather: keys pressed before it starts are lost.
             prompts = "".join(_speak(catalogue, say, spoken) for say in action.prompts)
+            # Gather's timeout is both the wait for the first key and the gap between keys;
+            # a pause inside the Gather (keys interrupt it) gives time to start, while a lone
+            # `*` or `0` is acted on after the short gap.
+            if action.first_key_wait and action.first_key_wait > action.timeout:
+                prompts += _element("Pause", {"length": action.first_key_wait - action.timeout})
             attrs: dict[str, object] = {
                 "input": "dtmf", "action": step_url, "method": "POST",
                 "timeout": action.timeout, "finishOnKey": action.finish_on_key,
@@ -96,6 +128,10 @@ def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Render
             parts.append(_element("Gather", attrs, children=prompts))
             # Only reached if a carrier ignores actionOnEmptyResult: treated as silence.
             parts.append(_element("Redirect", {"method": "POST"}, step_url))
+        elif isinstance(action, Transfer) and action.result:
+            # With an action URL a busy or unanswered operator comes back to the flow.
+            attrs = {"timeout": 30, "action": dial_url(step_url), "method": "POST"}
+            parts.append(_element("Dial", attrs, action.number))
         elif isinstance(action, Transfer):
             parts.append(_element("Dial", {"timeout": 30}, action.number))
         elif isinstance(action, Hangup):

@@ -73,7 +73,7 @@ def test_a_listed_phone_stores_a_reading_for_every_meter_and_export_lists_them(
     line: Server, clean_db: Engine
 ) -> None:
     out = _call(line, "+79211234567", "112*5# 1 217# 1")
-    assert "Принято показаний: два" in out
+    assert "Принято два показания" in out
     exported = line.cli("export", "readings", "--period", _period())
     rows = [r for r in exported.splitlines() if r.startswith("2002001,")]
     assert len(rows) == 2
@@ -105,7 +105,7 @@ def test_an_unknown_number_identifies_by_account_number(line: Server, clean_db: 
 
 def test_a_local_six_digit_number_is_recognised(line: Server, clean_db: Engine) -> None:
     out = _call(line, "597904", "13*4# 1")
-    assert "Принято показаний: одно." in out
+    assert "Принято одно показание." in out
     assert _count(clean_db, Reading.source == "ivr") == 1
 
 

@@ -84,7 +84,7 @@ def test_a_spoken_value_and_a_spoken_yes_store_the_reading_with_transcript_and_a
     transcript = phone.run(scripted(f"wav:{wav} wav:{wav}"))
     assert transcript.said("Назовите показание или наберите")
     assert transcript.said("сто двенадцать целых пять десятых")
-    assert transcript.said("Принято показаний: одно.")
+    assert transcript.said("Принято одно показание.")
     with app.extensions["meterline"].sessions() as session:
         reading = session.scalars(select(Reading).where(Reading.source == "ivr")).one()
         events = list(session.scalars(select(CallEvent).where(CallEvent.audio_file.is_not(None))))

@@ -20,7 +20,7 @@ from tests.conftest import TEST_TOKEN
 from tests.support.data import add_account, add_meter
 from tests.support.server import Server, running_server
 
-STORED = "Показание принято"
+STORED = "Принято."  # said after each confirmed reading
 APOLOGY = "техническая ошибка"
 KEYS = "112# 1 113# 1"  # hot water, then cold water: value and confirmation each
 

@@ -125,7 +125,7 @@ def test_a_step_arriving_before_its_predecessor_does_not_derail_the_call(
     assert early.find("Hangup") is not None and early.find("Gather") is None  # an apology
     assert _readings(frozen_app) == []
     caller.twiml("/voice/step?seq=1", Digits="112")  # the value, late
-    assert "Показание принято" in spoken_text(caller.twiml("/voice/step?seq=2", Digits="1"))
+    assert "Принято." in spoken_text(caller.twiml("/voice/step?seq=2", Digits="1"))
     assert [value for _, value, _ in _readings(frozen_app)] == ["112"]
 
 
@@ -156,7 +156,7 @@ def test_a_second_call_sees_the_first_ones_reading_and_replaces_it_only_once_con
     second = _caller(frozen_app)
     second.start()
     readback = spoken_text(second.answer("113"))
-    assert "заменит показание сто двенадцать" in readback
+    assert "заменит переданное ранее за этот месяц: сто двенадцать" in readback
     assert [replaced for _, _, replaced in _readings(frozen_app)] == [None]
     second.answer("1")
     (_, _, replaced_by), (_, value, current) = _readings(frozen_app)
@@ -173,7 +173,7 @@ def test_a_status_callback_before_the_last_step_then_the_rest_of_the_call(
     assert caller.post("/voice/status", CallStatus="completed").status_code == 200
     caller.answer("1")
     caller.answer("215")
-    assert "Принято показаний: два" in spoken_text(caller.answer("1"))
+    assert "Принято два показания" in spoken_text(caller.answer("1"))
     assert [value for _, value, _ in _readings(frozen_app)] == ["112", "215"]
 
 

@@ -26,6 +26,7 @@ from callflows.model import (
     Silence,
     Spoken,
     StoreReading,
+    TransferEnded,
 )
 from callflows.state import CallState
 from storage.ledger import period_of
@@ -194,6 +195,10 @@ class Call:
         number = None if value is None else Decimal(value)
         event = Spoken(transcript, confidence, self.now, number, answer, audio="rec/1.wav")
         return self.send(event)
+
+    def transfer_ended(self, status: str) -> list[Action]:
+        """How the transfer to an operator ended (Twilio's DialCallStatus)."""
+        return self.send(TransferEnded(status, self.now))
 
     def ended(self, status: str = "completed") -> list[Action]:
         """Twilio's status callback."""

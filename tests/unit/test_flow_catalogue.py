@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callflows.model import AccountInfo, Policy, Say
+from callflows.model import AccountInfo, MeterInfo, Policy, Say
 from ivr.prompts import Catalogue
 from tests.unit.fakes import NOW, Call, FakeDirectory, make_account, make_meter, says
 
@@ -62,11 +62,14 @@ def meters_call(policy: Policy | None = None, now: datetime | None = None) -> Ca
 
 
 def play(call: Call, script: list[str]) -> Call:
-    """Start the call, then: '-' is silence, 'say:TEXT:VALUE:ANSWER' is speech, else keys."""
+    """Start the call, then: '-' is silence, 'say:TEXT:VALUE:ANSWER' is speech, 'dial:STATUS'
+    the end of a transfer, else keys."""
     call.start()
     for step in script:
         if step == "-":
             call.silence()
+        elif step.startswith("dial:"):
+            call.transfer_ended(step.removeprefix("dial:"))
         elif step.startswith("say:"):
             _, text, value, answer = step.split(":")
             call.spoken(text, value=value or None, answer=answer or None)
@@ -76,10 +79,15 @@ def play(call: Call, script: list[str]) -> Call:
 
 
 # meter 1: repeat, operator, too many digits, below twice, re-entry, anomalous;
-# meter 2: no decimals, rollover; meter 3: zero hint, replaces; meter 6: given up.
+# meter 2: no decimals, rollover; meter 3: zero hint, replaces; meter 6: given up;
+# then the summary, repeated.
 KEYPAD = ["*", "0", "123456", "100", "100", "2", "300", "1", "5*5", "5", "1", "00", "1"]
-KEYPAD += ["-", "1*2*3", "-"]
+KEYPAD += ["-", "1*2*3", "-", "*", "-"]
+# The operator is busy at a value, then at a confirmation; three silences at a confirmation.
+STAFFED = ["0", "dial:busy", "*", "101", "0", "dial:no-answer", "5", "-", "-", "-"]
+STAFFED += ["dial:completed"]
 SPEECH = ["say:шум::", "say:шум::", "say:сто двадцать:120:", "say:да::yes"]
+SPEECH += ["say:девяносто девять тысяч:99995:", "say:да::yes"]
 OUTSIDE = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 
 
@@ -100,24 +108,40 @@ def simple(count: int) -> list[AccountInfo]:
     return [make_account(i, make_meter(i, "1")) for i in range(1, count + 1)]
 
 
+def twins() -> list[AccountInfo]:
+    """One account with two meters that sound alike."""
+    return [make_account(1, make_meter(1, "5", location="кухня"), make_meter(2, location="кухня"))]
+
+
+def again() -> MeterInfo:
+    """A meter whose reading for this period is already in: 5."""
+    return make_meter(1, "4", current_period_value=Decimal(5), current_period_reading_id=3)
+
+
 def scenarios() -> list[Callable[[], Call]]:
     """Calls that, between them, say every prompt of the flow."""
     staffed = Policy(operator_number=OPERATOR)
     tokyo = Policy(operator_number=OPERATOR, timezone="Asia/Tokyo")
+    half_hours = Policy(operator_number=OPERATOR, operator_hours=((8, 30), (18, 30)))
     return [
         on_meters(Policy(), KEYPAD),
-        on_meters(staffed, KEYPAD),
+        on_meters(staffed, [*KEYPAD[2:-2], "dial:busy", "*", "-"]),
+        on_meters(staffed, STAFFED),
         on_meters(staffed, KEYPAD, NIGHT),
+        on_meters(half_hours, KEYPAD, NIGHT),
         on_meters(Policy(outside_window="flag"), KEYPAD, OUTSIDE),
         on_meters(staffed, KEYPAD, OUTSIDE),
         on_meters(Policy(speech=True, operator_number=OPERATOR), SPEECH),
-        on_accounts(simple(2), PHONE, Policy(), ["*", "7", "1"]),
+        on_accounts(simple(2), PHONE, Policy(), ["*", "7", "-", "1"]),
         on_accounts(simple(12), PHONE, Policy(), ["5"]),
-        on_accounts(simple(1), None, staffed, ["1", "-", "5"]),
+        on_accounts(simple(1), None, staffed, ["1", "-", "5", "dial:failed"]),
         on_accounts(simple(1), None, tokyo, ["1", "2", "3"]),
         on_accounts(simple(1), None, Policy(), ["100001234", "0"]),
+        on_accounts(simple(1), "+79990000000", Policy(), ["-"]),
         on_accounts([AccountInfo(1, "1")], PHONE, Policy(), []),
         on_accounts([make_account(1, make_meter(1, "5"))], PHONE, Policy(), ["-", "-", "-"]),
+        on_accounts(twins(), PHONE, Policy(), ["-", "6", "1", "6", "1"]),
+        on_accounts([make_account(1, again())], PHONE, Policy(), ["5"]),
     ]
 
 

@@ -38,7 +38,7 @@ def started(policy: Policy | None = None, now: datetime = NOW, accounts: int = 1
 def test_a_lone_star_repeats_the_meter_announcement() -> None:
     call = started()
     said = keys_said(call.keys("*"))
-    assert said == ["meter_intro", "meter_previous", "value_keypad"]
+    assert said == ["meter_intro_single", "meter_previous", "value_keypad_full"]
     assert call.state is not None and call.state.attempts == 0
 
 
@@ -46,7 +46,7 @@ def test_a_star_at_the_confirmation_repeats_the_read_back() -> None:
     call = started()
     call.keys("140")
     actions = call.keys("*")
-    assert keys_said(actions) == ["readback_keyed", "confirm_keypad"]
+    assert keys_said(actions) == ["readback_keyed", "confirm_keypad_full"]
     assert param(actions, "readback_keyed", "value") == 140
 
 
@@ -63,16 +63,18 @@ def test_a_star_repeats_the_account_number_prompt() -> None:
 
 def test_a_star_followed_by_hash_still_repeats() -> None:
     call = started()
-    assert keys_said(call.keys("*#"))[0] == "meter_intro"
+    assert keys_said(call.keys("*#"))[0] == "meter_intro_single"
 
 
 def test_zero_transfers_to_the_operator_during_operator_hours() -> None:
     call = started(Policy(operator_number=OPERATOR))
     actions = call.keys("0")
     assert keys_said(actions) == ["transfer"]
-    assert actions[-2:] == [Transfer(OPERATOR), Finish("transferred")]
-    assert call.state is not None and call.state.finished
-    assert call.state.outcome == "transferred"
+    assert actions[-1] == Transfer(OPERATOR, result=True)
+    assert call.state is not None and call.state.step == "transfer"
+    actions = call.transfer_ended("completed")
+    assert actions[-2:] == [Hangup(), Finish("transferred")]
+    assert call.state.finished and call.state.outcome == "transferred"
 
 
 @pytest.mark.parametrize("step_keys", [[], ["140"]])
@@ -80,13 +82,18 @@ def test_zero_transfers_from_the_value_and_the_confirmation(step_keys: list[str]
     call = started(Policy(operator_number=OPERATOR))
     for keys in step_keys:
         call.keys(keys)
-    assert call.keys("0")[-2] == Transfer(OPERATOR)
+    assert call.keys("0")[-1] == Transfer(OPERATOR, result=True)
 
 
 def test_zero_out_of_hours_says_the_hours_and_asks_again() -> None:
     call = started(Policy(operator_number=OPERATOR), now=NIGHT)
     actions = call.keys("0")
-    assert keys_said(actions) == ["operator_closed", "operator_hours", "value_keypad"]
+    assert keys_said(actions) == [
+        "operator_closed",
+        "operator_hours",
+        "meter_name",
+        "value_keypad_short",
+    ]
     assert not any(isinstance(a, Transfer) for a in actions)
     assert call.state is not None and call.state.step == "value" and call.state.attempts == 0
 
@@ -94,13 +101,13 @@ def test_zero_out_of_hours_says_the_hours_and_asks_again() -> None:
 def test_zero_without_an_operator_number_says_no_operator_can_be_reached() -> None:
     call = started(Policy(operator_number=None))
     actions = call.keys("0")
-    assert keys_said(actions) == ["operator_unavailable", "value_keypad"]
+    assert keys_said(actions) == ["operator_unavailable", "meter_name", "value_keypad_short"]
     assert call.state is not None and not call.state.finished
 
 
 def test_zero_at_the_account_choice_asks_for_the_operator() -> None:
     call = started(Policy(operator_number=OPERATOR), accounts=2)
-    assert call.keys("0")[-2] == Transfer(OPERATOR)
+    assert call.keys("0")[-1] == Transfer(OPERATOR, result=True)
 
 
 def test_operator_hours_are_judged_in_the_lines_time_zone() -> None:
@@ -109,7 +116,7 @@ def test_operator_hours_are_judged_in_the_lines_time_zone() -> None:
     assert keys_said(call.keys("0"))[0] == "operator_closed"
     # 05:30 UTC is 08:30 in Moscow: open.
     early = started(Policy(operator_number=OPERATOR), now=datetime(2026, 11, 24, 5, 30, tzinfo=UTC))
-    assert isinstance(early.keys("0")[-2], Transfer)
+    assert isinstance(early.keys("0")[-1], Transfer)
 
 
 def test_a_drop_mid_call_is_flagged_with_what_was_stored() -> None:
@@ -121,6 +128,8 @@ def test_a_drop_mid_call_is_flagged_with_what_was_stored() -> None:
     assert "«подтверждение показания»" in flag.detail and "сохранено показаний: 0" in flag.detail
     assert "не подтверждено: 140" in flag.detail
     assert actions[-1] == Finish("dropped")
+    [kept] = call.stored  # the value read back is kept for the operator
+    assert (kept.value, kept.status, kept.flag_reason) == (140, "flagged", "not_confirmed")
     assert call.state is not None and call.state.finished and call.state.outcome == "dropped"
 
 
@@ -135,8 +144,9 @@ def test_the_end_of_a_finished_call_changes_nothing() -> None:
     call = started()
     call.keys("140")
     call.keys("1")
-    assert call.state is not None and call.state.finished
+    assert call.state is not None and call.state.step == "summary"
     assert call.ended() == []
+    assert call.state.finished
     assert call.state.outcome == "completed"
 
 

@@ -17,6 +17,7 @@ from tests.unit.fakes import (
     make_meter,
     only,
     param,
+    says,
 )
 
 PHONE = "+78172123456"
@@ -31,18 +32,61 @@ def call_with(*meters: MeterInfo, policy: Policy | None = None) -> Call:
     return call
 
 
-def test_it_announces_the_meter_with_kind_location_serial_and_previous_reading() -> None:
+def test_it_announces_the_meter_by_kind_and_place() -> None:
     d = FakeDirectory()
     meter = make_meter(1, "120", "130.5", serial="ВЛГ-0123456", location="кухня")
-    d.add(make_account(1, meter), PHONE)
+    d.add(make_account(1, meter, make_meter(2, kind="heat")), PHONE)
     actions = Call(d).start()
-    intro = param(actions, "meter_intro", "what"), param(actions, "meter_intro", "serial")
-    assert intro == ("горячая вода, кухня", "4 5 6")
+    assert param(actions, "meter_count", "count") == 2
+    assert param(actions, "meter_intro", "what") == "горячая вода, кухня"
+    assert "serial" not in next(s for s in says(actions) if s.prompt == "meter_intro").params
     assert param(actions, "meter_intro", "number") == 1
-    assert param(actions, "meter_previous", "previous") == Decimal("130.5")
-    assert keys_said(actions)[-1] == "value_keypad"
+    assert "meter_previous" not in keys_said(actions)  # seconds on every meter: on `*` only
+    assert keys_said(actions)[-1] == "value_keypad_full"
     g = gather(actions)
     assert g.finish_on_key == "#" and g.num_digits is None and g.speech is False
+
+
+def test_a_star_adds_the_previous_reading_with_its_unit() -> None:
+    call = call_with(make_meter(1, "120", "130.5"))
+    actions = call.keys("*")
+    assert param(actions, "meter_previous", "previous") == Decimal("130.5")
+    assert param(actions, "meter_previous", "unit") == "м3"
+
+
+def test_serial_digits_are_said_only_for_meters_that_sound_alike() -> None:
+    kitchen = make_meter(1, "120", location="кухня")
+    twin = make_meter(2, "50", location="кухня", serial="XY789")
+    call = call_with(kitchen, twin, make_meter(3, "5", kind="heat"))
+    assert param(call.log, "meter_intro_serial", "serial") == "4 5 6"
+    call.keys("121")
+    actions = call.keys("1")
+    assert param(actions, "meter_intro_serial", "serial") == "7 8 9"
+    call.keys("51")
+    actions = call.keys("1")
+    assert "meter_intro" in keys_said(actions) and "meter_intro_serial" not in keys_said(actions)
+
+
+def test_a_single_meter_is_announced_as_the_only_one() -> None:
+    call = call_with(make_meter(1, "100"))
+    said = keys_said(call.log)
+    assert "meter_count" not in said and "meter_intro_single" in said
+
+
+def test_the_full_instructions_are_said_once_then_the_short_ones() -> None:
+    call = call_with(make_meter(1, "100"), make_meter(2, "50", kind="cold_water"))
+    assert keys_said(call.log)[-1] == "value_keypad_full"
+    assert keys_said(call.keys("101"))[-1] == "confirm_keypad_full"
+    actions = call.keys("1")
+    assert keys_said(actions)[-1] == "value_keypad_short"
+    assert keys_said(call.keys("51"))[-1] == "confirm_keypad_short"
+
+
+def test_after_an_error_the_full_instruction_comes_back() -> None:
+    call = call_with(make_meter(1, "100"), make_meter(2, "50", kind="cold_water"))
+    call.keys("101")
+    call.keys("1")
+    assert keys_said(call.silence())[-1] == "value_keypad_full"
 
 
 def test_a_new_meter_is_announced_without_a_previous_reading_and_with_the_zero_hint() -> None:
@@ -50,7 +94,7 @@ def test_a_new_meter_is_announced_without_a_previous_reading_and_with_the_zero_h
     call.directory.add(make_account(1, make_meter(1, kind="heat")), PHONE)
     said = keys_said(call.start())
     assert "meter_previous" not in said
-    assert said[-2:] == ["value_keypad", "value_zero_hint"]
+    assert said[-2:] == ["value_keypad_full", "value_zero_hint"]
 
 
 def test_a_meter_with_history_gets_no_zero_hint() -> None:
@@ -60,9 +104,9 @@ def test_a_meter_with_history_gets_no_zero_hint() -> None:
 
 
 def test_it_reads_the_value_back_and_stores_it_on_confirmation() -> None:
-    call = call_with(make_meter(1, "100"), make_meter(2, "50"))
+    call = call_with(make_meter(1, "100"), make_meter(2, "50", kind="cold_water"))
     actions = call.keys("123*45")
-    assert keys_said(actions) == ["readback_keyed", "confirm_keypad"]
+    assert keys_said(actions) == ["readback_keyed", "confirm_keypad_full"]
     assert param(actions, "readback_keyed", "value") == Decimal("123.45")
     assert gather(actions).num_digits == 1
     actions = call.keys("1")
@@ -80,16 +124,21 @@ def test_it_says_the_summary_and_goodbye_after_the_last_meter() -> None:
     call = call_with(make_meter(1, "100"))
     call.keys("101")
     actions = call.keys("1")
-    assert keys_said(actions) == ["stored", "summary", "goodbye"]
+    assert keys_said(actions) == ["stored", "summary", "summary_item", "summary_repeat", "goodbye"]
     assert param(actions, "summary", "count") == 1
-    assert actions[-2:] == [Hangup(), Finish("completed")]
-    assert call.state is not None and call.state.finished and call.state.outcome == "completed"
+    assert param(actions, "summary_item", "what") == "горячая вода"
+    assert param(actions, "summary_item", "value") == Decimal(101)
+    assert gather(actions[:-1]).num_digits == 1 and actions[-1] == Finish("completed")
+    assert call.state is not None and call.state.outcome == "completed"
+    assert keys_said(call.keys("*"))[0] == "summary"
+    assert call.silence() == [Hangup()]
+    assert call.state.finished
 
 
 def test_it_asks_again_when_value_is_below_previous() -> None:
     call = call_with(make_meter(1, "100", "130"))
     actions = call.keys("125")
-    assert keys_said(actions) == ["below_previous", "value_keypad"]
+    assert keys_said(actions) == ["below_previous", "meter_name", "value_keypad_full"]
     assert param(actions, "below_previous", "previous") == Decimal("130")
     assert not call.stored
 
@@ -98,26 +147,26 @@ def test_it_stores_a_value_below_previous_as_flagged_the_second_time() -> None:
     call = call_with(make_meter(1, "100", "130"))
     call.keys("125")
     actions = call.keys("125")
-    assert keys_said(actions) == ["readback_keyed", "readback_below", "confirm_keypad"]
+    assert keys_said(actions) == ["readback_keyed", "readback_below", "confirm_keypad_full"]
     actions = call.keys("1")
     [stored] = call.stored
     assert stored.status == "flagged" and stored.flag_reason == "below_previous"
     assert "125" in stored.flag_detail and "130" in stored.flag_detail
     assert "stored_flagged" in keys_said(actions)
-    assert param(actions, "summary_flagged", "flagged") == 1
+    assert param(actions, "summary_item_flagged", "value") == Decimal(125)
 
 
 def test_a_good_value_after_a_low_one_is_accepted() -> None:
     call = call_with(make_meter(1, "100", "130"))
     call.keys("125")
-    assert keys_said(call.keys("131")) == ["readback_keyed", "confirm_keypad"]
+    assert keys_said(call.keys("131")) == ["readback_keyed", "confirm_keypad_full"]
     call.keys("1")
     assert call.stored[0].status == "accepted"
 
 
 def test_it_accepts_a_rollover_near_the_top_of_the_register() -> None:
     call = call_with(make_meter(1, "99980", "99995"))
-    assert keys_said(call.keys("3")) == ["readback_keyed", "confirm_keypad"]
+    assert keys_said(call.keys("3")) == ["readback_keyed", "confirm_keypad_full"]
     call.keys("1")
     assert call.stored[0].status == "accepted"
     assert any("значение 3" in n.text for n in only(call.log, Note))
@@ -126,7 +175,7 @@ def test_it_accepts_a_rollover_near_the_top_of_the_register() -> None:
 def test_it_warns_about_an_anomalous_value_and_stores_it_flagged() -> None:
     call = call_with(make_meter(1, "100", "104", "108", "112"))
     actions = call.keys("300")
-    assert keys_said(actions) == ["readback_keyed", "readback_anomalous", "confirm_keypad"]
+    assert keys_said(actions) == ["readback_keyed", "readback_anomalous", "confirm_keypad_full"]
     call.keys("1")
     [stored] = call.stored
     assert stored.status == "flagged" and stored.flag_reason == "anomalous"
@@ -152,7 +201,7 @@ def test_it_asks_again_when_the_value_does_not_fit_the_register(
     meter = make_meter(1, "100", integer_digits=integer_digits, decimal_digits=decimal_digits)
     call = call_with(meter)
     actions = call.keys(keyed)
-    assert keys_said(actions) == [prompt, "value_keypad"]
+    assert keys_said(actions) == [prompt, "meter_name", "value_keypad_full"]
     assert param(actions, prompt, "integer_digits") == integer_digits
     assert call.state is not None and call.state.attempts == 1
 
@@ -161,7 +210,7 @@ def test_it_asks_for_the_value_again_when_the_caller_presses_2() -> None:
     call = call_with(make_meter(1, "100"))
     call.keys("150")
     actions = call.keys("2")
-    assert keys_said(actions) == ["value_keypad"]
+    assert keys_said(actions) == ["meter_name", "value_keypad_short"]
     assert call.state is not None and call.state.step == "value" and call.state.pending is None
     call.keys("115")
     call.keys("1")
@@ -169,12 +218,12 @@ def test_it_asks_for_the_value_again_when_the_caller_presses_2() -> None:
 
 
 def test_it_gives_up_on_a_meter_after_too_many_re_entries() -> None:
-    call = call_with(make_meter(1, "100"), make_meter(2, "50"))
+    call = call_with(make_meter(1, "100"), make_meter(2, "50", kind="cold_water"))
     for _ in range(3):
         call.keys("150")
         actions = call.keys("2")
     assert [(f.reason, f.meter_id) for f in call.flags] == [("caller_error", 1)]
-    assert keys_said(actions)[:2] == ["meter_given_up", "meter_intro"]
+    assert keys_said(actions)[:3] == ["meter_given_up", "call_back", "meter_intro"]
     assert not call.stored
 
 
@@ -182,7 +231,7 @@ def test_it_tells_the_caller_a_reading_of_this_period_will_be_replaced() -> None
     meter = make_meter(1, "100", current_period_value=Decimal("110"), current_period_reading_id=77)
     call = call_with(meter)
     actions = call.keys("112")
-    assert keys_said(actions) == ["readback_keyed", "readback_replaces", "confirm_keypad"]
+    assert keys_said(actions) == ["readback_keyed", "readback_replaces", "confirm_keypad_full"]
     assert param(actions, "readback_replaces", "current") == Decimal("110")
     call.keys("1")
     assert call.stored[0].replaces_reading_id == 77
@@ -221,7 +270,7 @@ def test_it_skips_and_flags_a_meter_out_of_service(
 
 def test_a_meter_due_for_verification_today_is_still_in_service() -> None:
     call = call_with(make_meter(1, "100", verification_due=date(2026, 11, 24)))
-    assert not call.flags and "meter_intro" in keys_said(call.log)
+    assert not call.flags and "meter_intro_single" in keys_said(call.log)
 
 
 def test_it_ends_politely_when_no_meter_is_in_service() -> None:
@@ -240,7 +289,7 @@ def test_it_says_so_when_the_account_has_no_meters() -> None:
 @pytest.mark.parametrize("keyed", ["1*2*3", "#", "**5", "*5"])
 def test_it_asks_again_when_the_keys_are_no_number(keyed: str) -> None:
     call = call_with(make_meter(1, "100"))
-    assert keys_said(call.keys(keyed)) == ["not_understood", "value_keypad"]
+    assert keys_said(call.keys(keyed)) == ["not_understood", "meter_name", "value_keypad_full"]
 
 
 def test_a_star_between_digits_is_the_decimal_point() -> None:
@@ -253,14 +302,14 @@ def test_a_zero_reading_is_keyed_as_two_zeros() -> None:
     assert param(call.keys("00"), "readback_keyed", "value") == Decimal(0)
 
 
-def test_it_moves_on_after_three_silences_at_a_value_prompt() -> None:
-    call = call_with(make_meter(1, "100"), make_meter(2, "50"))
-    assert keys_said(call.silence()) == ["not_heard", "value_keypad"]
+def test_three_silences_at_a_value_prompt_end_a_call_no_operator_can_take() -> None:
+    call = call_with(make_meter(1, "100"), make_meter(2, "50", kind="cold_water"))
+    assert keys_said(call.silence()) == ["not_heard", "meter_name", "value_keypad_full"]
     call.silence()
     actions = call.silence()
     assert [(f.reason, f.meter_id) for f in call.flags] == [("no_input", 1)]
-    assert keys_said(actions)[:2] == ["meter_given_up", "meter_intro"]
-    assert call.state is not None and call.state.meter_index == 1
+    assert keys_said(actions) == ["meter_given_up", "call_back", "summary_none", "goodbye"]
+    assert call.state is not None and call.state.finished
 
 
 def test_unusable_input_among_the_failures_flags_a_caller_error() -> None:
@@ -269,17 +318,21 @@ def test_unusable_input_among_the_failures_flags_a_caller_error() -> None:
     call.keys("1*2*3")
     actions = call.silence()
     assert [f.reason for f in call.flags] == ["caller_error"]
-    assert keys_said(actions) == ["meter_given_up", "summary_none", "goodbye"]
+    assert keys_said(actions) == ["meter_given_up", "call_back", "summary_none", "goodbye"]
 
 
-def test_it_moves_on_after_three_silences_at_the_confirmation() -> None:
+def test_three_silences_at_the_confirmation_keep_the_value_as_flagged() -> None:
     call = call_with(make_meter(1, "100"))
     call.keys("110")
-    assert keys_said(call.silence()) == ["not_heard", "readback_keyed", "confirm_keypad"]
+    said = keys_said(call.silence())
+    assert said == ["not_heard", "meter_name", "readback_keyed", "confirm_keypad_full"]
     call.silence()
-    call.silence()
-    assert not call.stored
-    assert [f.reason for f in call.flags] == ["no_input"]
+    actions = call.silence()
+    [stored] = call.stored
+    assert (stored.value, stored.status, stored.flag_reason) == (110, "flagged", "not_confirmed")
+    assert not call.flags  # the stored reading carries the flag
+    assert keys_said(actions)[0] == "pending_flagged"
+    assert param(actions, "pending_flagged", "value") == Decimal(110)
 
 
 def test_other_keys_at_the_confirmation_ask_again() -> None:
@@ -296,7 +349,8 @@ def test_the_summary_counts_flagged_readings() -> None:
     call.keys("55")
     actions = call.keys("1")
     assert param(actions, "summary", "count") == 2
-    assert param(actions, "summary_flagged", "flagged") == 1
+    assert keys_said(actions).count("summary_item") == 1
+    assert param(actions, "summary_item_flagged", "value") == Decimal(120)
 
 
 def test_every_step_leaves_a_note_for_the_timeline() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from callflows.model import (
     Silence,
     Spoken,
     Transfer,
+    TransferEnded,
 )
 from tests.unit.fakes import NOW, Call, FakeDirectory, make_account, make_meter
 
@@ -39,6 +41,9 @@ EVENTS = st.one_of(
         st.sampled_from([None, "105", "90", "500"]),
         st.sampled_from([None, "yes", "no", "repeat", "operator"]),
         st.sampled_from([0.2, 0.5, 0.9]),
+    ),
+    st.sampled_from(["completed", "busy", "no-answer", "failed"]).map(
+        lambda status: TransferEnded(status, NOW)
     ),
 )
 POLICIES = st.builds(
@@ -64,12 +69,20 @@ def directory() -> FakeDirectory:
 
 
 def well_formed(actions: list[Action]) -> bool:
-    """A reply ends by listening, or by finishing with a hang-up or a transfer."""
+    """A reply ends by listening (the summary's Gather records the end), by a transfer that
+    waits for its result, or by finishing with a hang-up."""
     if not actions:
         return False
-    if isinstance(actions[-1], Gather):
+    if isinstance(actions[-1], Gather | Transfer) or actions == [Hangup()]:
         return True
-    return isinstance(actions[-1], Finish) and isinstance(actions[-2], Hangup | Transfer)
+    if isinstance(actions[-1], Finish) and isinstance(actions[-2], Gather):
+        return True
+    return isinstance(actions[-1], Finish) and isinstance(actions[-2], Hangup)
+
+
+def out_of_turn(step: str, event: Event) -> bool:
+    """Events the back end never sends: a transfer result outside a transfer, or the reverse."""
+    return (step == "transfer") != isinstance(event, TransferEnded)
 
 
 @settings(max_examples=300, deadline=None)
@@ -87,6 +100,10 @@ def test_any_sequence_of_events_gets_a_well_formed_reply(
     for event in events:
         assert call.state is not None
         finished = call.state.finished
+        if not finished and out_of_turn(call.state.step, event):
+            with pytest.raises(ValueError):
+                call.send(event)
+            continue
         actions = call.send(event)
         assert actions == [Hangup()] if finished else well_formed(actions)
     keys = [s.key for s in call.stored]

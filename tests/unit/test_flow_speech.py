@@ -19,7 +19,7 @@ CATALOGUE = Path(__file__).parents[2] / "ivr" / "prompts.ru.toml"
 
 def started(policy: Policy = SPEECH) -> Call:
     d = FakeDirectory()
-    d.add(make_account(1, make_meter(1, "100"), make_meter(2, "50")), PHONE)
+    d.add(make_account(1, make_meter(1, "100"), make_meter(2, "50", kind="cold_water")), PHONE)
     call = Call(d, policy)
     call.start()
     return call
@@ -28,17 +28,17 @@ def started(policy: Policy = SPEECH) -> Call:
 def test_value_and_confirm_prompts_invite_speech_when_the_line_listens() -> None:
     call = started()
     first = gather(call.log)
-    assert first.speech is True and keys_said([first])[-1] == "value_speech"
+    assert first.speech is True and keys_said([first])[-1] == "value_speech_full"
     confirm = gather(call.spoken("сто двадцать", value="120"))
-    assert confirm.speech is True and keys_said([confirm])[-1] == "confirm_speech"
+    assert confirm.speech is True and keys_said([confirm])[-1] == "confirm_speech_full"
 
 
 def test_keypad_only_prompts_never_invite_speech() -> None:
     call = started(Policy())
     call.keys("120")
     said = keys_said(call.log)
-    assert "value_keypad" in said and "confirm_keypad" in said
-    assert not any(k.endswith("_speech") for k in said)
+    assert "value_keypad_full" in said and "confirm_keypad_full" in said
+    assert not any("_speech" in k for k in said)
     assert all(not g.speech for g in call.log if isinstance(g, Gather))
     catalogue = tomllib.loads(CATALOGUE.read_text(encoding="utf-8"))
     for key in said:
@@ -54,7 +54,7 @@ def test_identification_prompts_do_not_listen_for_speech() -> None:
 def test_a_spoken_value_is_read_back_and_stored_with_its_transcript() -> None:
     call = started()
     actions = call.spoken("сто двадцать и пять десятых", confidence=0.93, value="120.5")
-    assert keys_said(actions) == ["readback_spoken", "confirm_speech"]
+    assert keys_said(actions) == ["readback_spoken", "confirm_speech_full"]
     call.spoken("да", answer="yes")
     [stored] = call.stored
     assert stored.value == Decimal("120.5") and stored.input_mode == "speech"
@@ -67,7 +67,7 @@ def test_no_spoken_at_the_confirmation_asks_for_the_value_again() -> None:
     call = started()
     call.spoken("сто двадцать", value="120")
     actions = call.spoken("нет", answer="no")
-    assert keys_said(actions) == ["value_speech"]
+    assert keys_said(actions) == ["meter_name", "value_speech_short"]
     assert not call.stored
 
 
@@ -125,14 +125,15 @@ def test_repeat_spoken_repeats_the_prompt() -> None:
 
 def test_operator_spoken_transfers() -> None:
     call = started()
-    assert isinstance(call.spoken("оператор", answer="operator")[-2], Transfer)
+    assert isinstance(call.spoken("оператор", answer="operator")[-1], Transfer)
 
 
 def test_an_unclear_answer_at_the_confirmation_asks_again() -> None:
     call = started()
     call.spoken("сто двадцать", value="120")
     actions = call.spoken("может быть")
-    assert keys_said(actions) == ["not_understood", "readback_spoken", "confirm_speech"]
+    said = keys_said(actions)
+    assert said == ["not_understood", "meter_name", "readback_spoken", "confirm_speech_full"]
 
 
 def test_a_spoken_value_is_checked_like_a_keyed_one() -> None:
