@@ -208,6 +208,13 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
     if state.step == "summary":  # hung up after hearing what was taken: a normal end
         state.step = "done"
         return state, []
+    if state.step == "transfer":
+        # The call ended with the operator's line before a result came (a back end that does
+        # not report one, or a caller who hung up while it rang): the transfer was made.
+        state.step, state.outcome = "done", "transferred"
+        status = CALL_STATUS_WORDS.get(event.status, event.status)
+        note = Note("decision", f"звонок завершён во время перевода на оператора ({status})")
+        return state, [note, Finish("transferred")]
     meter_id = _meter_id(state)
     detail = (
         f"звонок прервался на шаге «{STEP_WORDS.get(state.step, state.step)}» "

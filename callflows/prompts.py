@@ -70,6 +70,11 @@ def street_of(address: str) -> str:
     return ", ".join(parts[:2])
 
 
+def hour_text(hour: int, minute: int) -> int | str:
+    """An hour as the words' source: 8, or '8:30' when minutes matter (for sound-file lists)."""
+    return hour if minute == 0 else f"{hour}:{minute:02d}"
+
+
 def hours_say(policy: Policy) -> Say:
     """When operators answer: «с восьми до двадцати часов», or with minutes when they matter."""
     (sh, sm), (eh, em) = policy.operator_hours

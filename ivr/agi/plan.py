@@ -74,7 +74,9 @@ class AgiRenderer:
                 plan.steps.append(
                     {
                         "gather": files,
-                        "timeout": action.timeout,
+                        # The channel waits this long for each key, the first one too: a
+                        # Gather's longer first wait keeps callers from being cut short.
+                        "timeout": max(action.timeout, action.first_key_wait or 0),
                         "finish": action.finish_on_key,
                         "max": action.num_digits,
                     }

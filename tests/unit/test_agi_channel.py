@@ -153,7 +153,7 @@ def test_an_answered_transfer_says_nothing_more() -> None:
 
 
 def test_prompts_before_a_gather_join_it_so_keys_cut_them_short_too() -> None:
-    actions = [Say("stored"), Gather((Say("value_keypad"),), timeout=10)]
+    actions = [Say("stored"), Gather((Say("value_keypad_full"),), timeout=10)]
     rendered = AgiRenderer(CATALOGUE, SOUNDS).render(actions)
     [step] = Plan.from_json(rendered.reply).steps
     assert step["gather"][0] == f"{SOUNDS}/{say_pieces(CATALOGUE, Say('stored'))[0].name}"

@@ -144,11 +144,11 @@ def test_a_completed_transfer_ends_the_call_as_transferred() -> None:
     assert call.state is not None and call.state.outcome == "transferred"
 
 
-def test_a_hang_up_during_the_transfer_is_a_dropped_call() -> None:
+def test_a_call_that_ends_with_the_operator_before_a_result_is_transferred() -> None:
     call = two_meters()
     call.keys("0")
-    [flag] = only(call.ended(), RaiseFlag)
-    assert flag.reason == "dropped_call" and "перевода" in flag.detail
+    actions = call.ended()
+    assert not only(actions, RaiseFlag) and actions[-1] == Finish("transferred")
 
 
 def test_the_summary_names_each_value_and_a_star_says_it_again() -> None:
