@@ -53,6 +53,9 @@ class Settings:
     asterisk_operator: str | None = None
     tts_command: tuple[str, ...] = ("espeak-ng", "-v", "ru", "--stdout")
     extra: dict[str, str] = field(default_factory=dict)
+    # Twilio's REST API, for moving a live call on at a spoken answer (ivr/voice/redirect.py).
+    twilio_account_sid: str | None = None
+    twilio_api_url: str | None = None
 
     def policy(self, speech: bool = False) -> Policy:
         """The flow's view of these settings."""
@@ -268,4 +271,17 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         asterisk_operator=asterisk_operator,
         tts_command=tts,
         extra={k: v for k, v in env.items() if k.startswith("METERLINE_TEST_")},
+        twilio_account_sid=_account_sid(env),
+        twilio_api_url=(
+            _url(env, "METERLINE_TWILIO_API_URL", "")
+            if _str(env, "METERLINE_TWILIO_API_URL")
+            else None
+        ),
     )
+
+
+def _account_sid(env: Mapping[str, str]) -> str | None:
+    sid = _str(env, "TWILIO_ACCOUNT_SID")
+    if sid and not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
+        raise ConfigError(f"TWILIO_ACCOUNT_SID={sid!r}: expected AC followed by 32 hex digits")
+    return sid or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from flask import Flask
 from flask_sock import Sock
@@ -18,6 +19,7 @@ from ivr.config import Settings
 from ivr.services import Services, services
 from ivr.streams.session import CallStream, StreamConfig, stream_token
 from ivr.streams.store import maybe_purge, purge_old_audio
+from ivr.voice.redirect import SpokenAnswers, redirector_from
 from speech.recognizer import RecognizerFactory, recognizer_factory
 from speech.vocabulary import GRAMMAR_WORDS
 
@@ -36,6 +38,7 @@ log = logging.getLogger("meterline.streams")
 STREAM_PATH = "/voice/stream"
 FACTORY_KEY = "speech.recognizer_factory"
 WARM_UP_KEY = "speech.warm_up_started"
+ANSWERS_KEY = "speech.spoken_answers"
 START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its start
 # Twilio sends audio every 20 ms, silence included; the call simulator sends only speech, and
 # a person typing into `meterline call` may take a while between answers.
@@ -111,6 +114,16 @@ def warm_up(app: Flask) -> None:
     threading.Thread(target=load, name="speech-warm-up", daemon=True).start()
 
 
+def spoken_answers(svc: Services) -> Callable[[str, int], object] | None:
+    """The hook that moves a call on at a spoken answer; None without Twilio REST credentials."""
+    if ANSWERS_KEY not in svc.cache:
+        redirector = redirector_from(svc.settings)
+        answers = SpokenAnswers(svc.settings, svc.sessions, redirector) if redirector else None
+        svc.cache[ANSWERS_KEY] = answers
+    answers = svc.cache[ANSWERS_KEY]
+    return None if answers is None else answers.heard
+
+
 def media_stream(ws: Server) -> None:
     """One call's audio: messages in until `stop`, a refusal, or silence on the socket."""
     svc = services()
@@ -122,6 +135,7 @@ def media_stream(ws: Server) -> None:
             audio_dir=settings.audio_dir,
             sessions=svc.sessions,
             factory=lambda: recognizer_for(svc)(),
+            on_final=spoken_answers(svc),
         )
     )
     try:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class StreamConfig:
     audio_dir: Path
     sessions: sessionmaker[Session]
     factory: RecognizerFactory
+    # Called with (CallSid, step) once a final result is stored for the call's current step.
+    on_final: Callable[[str, int], object] | None = None
 
 
 class CallStream:
@@ -171,7 +174,7 @@ class CallStream:
         self._audio_start = self._fed
         self.utterances += 1
         try:
-            save_utterance(
+            row = save_utterance(
                 self.config.sessions,
                 self.config.audio_dir,
                 self.call_sid,
@@ -182,6 +185,13 @@ class CallStream:
         except Exception:
             # The keypad still works: a lost transcript must not end the call's audio stream.
             log.exception("call %s: could not store an utterance", self.call_sid)
+            return
+        if self.config.on_final is not None:
+            try:
+                self.config.on_final(self.call_sid, row.seq)
+            except Exception:
+                # The Gather's timeout still brings the answer in, only later.
+                log.exception("call %s: the spoken-answer hook failed", self.call_sid)
 
     def flush(self) -> bool:
         """The caller's audio paused (no frames for a while): end the pending utterance now.
