@@ -112,7 +112,7 @@ def assert_nothing_from_garbage(app: Flask) -> None:
     """Every call has a well-formed CallSid and caller; every reading passed the checks."""
     with app.extensions["meterline"].sessions() as session:
         for sid, caller in session.execute(select(Call.call_sid, Call.caller)):
-            assert re.fullmatch(r"[A-Za-z0-9]{1,64}", sid)
+            assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}", sid)  # as calls.CALL_SID
             assert caller == "" or re.fullmatch(r"\+\d{10,15}", caller), caller
         for value, status in session.execute(
             select(Reading.value, Reading.status).where(Reading.source == "ivr")
