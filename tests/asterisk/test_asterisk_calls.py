@@ -149,18 +149,20 @@ def test_a_caller_who_hangs_up_before_confirming_is_flagged_and_the_operator_see
     assert run.returncode == 0, f"{run.output}\n{run.errors}"
     closed(clean_db)
     with Session(clean_db) as session:
-        assert session.scalars(select(Reading).where(Reading.source == "ivr")).all() == []
+        # The value read back is kept for an operator, not thrown away.
+        [kept] = session.scalars(select(Reading).where(Reading.source == "ivr"))
+        assert (kept.value, kept.status) == (Decimal(112), "flagged")
         call_row = session.scalars(select(Call)).one()
         call_id = call_row.id
         assert call_row.outcome == "dropped"
-        assert list(session.scalars(select(Flag.reason))) == ["dropped_call"]
+        assert sorted(session.scalars(select(Flag.reason))) == ["dropped_call", "not_confirmed"]
         operator(session, "olga")
         session.commit()
     client = app.test_client()
     assert sign_in(client, "olga") == 302
     page = client.get(f"/operator/calls/{call_id}").text
     assert "нажато: 112" in page and "Звонок прерван" in page
-    assert "Вы ввели: сто двенадцать." in page  # the read-back the caller heard
+    assert "Вы ввели: сто двенадцать кубометров." in page  # the read-back the caller heard
 
 
 def test_a_busy_operator_is_announced_and_the_call_ends_politely(

@@ -59,7 +59,7 @@ def _db(app: Flask):  # type: ignore[no-untyped-def]
 
 
 def test_a_keyed_and_confirmed_value_is_stored_and_the_call_completes(agi_app: Flask) -> None:
-    caller = FakeCaller("1764000000.1", "+79211234567", ["112*5#", "1"])
+    caller = FakeCaller("1764000000.1", "+79211234567", ["112*5#", "1", ""])  # "": the summary
     place(agi_app, caller)
     with _db(agi_app) as session:
         [reading] = session.scalars(select(Reading).where(Reading.source == "ivr"))
@@ -90,8 +90,10 @@ def test_a_caller_who_hangs_up_before_confirming_is_a_dropped_call(agi_app: Flas
     with _db(agi_app) as session:
         call = session.scalars(select(Call)).one()
         assert call.outcome == "dropped"
-        assert list(session.scalars(select(Flag.reason))) == ["dropped_call"]
-        assert session.scalars(select(Reading).where(Reading.source == "ivr")).all() == []
+        assert sorted(session.scalars(select(Flag.reason))) == ["dropped_call", "not_confirmed"]
+        # The value read back is kept for an operator, not thrown away.
+        [kept] = session.scalars(select(Reading).where(Reading.source == "ivr"))
+        assert (str(kept.value), kept.status) == ("112", "flagged")
 
 
 def test_an_unknown_caller_identifies_by_account_number(agi_app: Flask) -> None:
