@@ -280,8 +280,10 @@ class Server:
         return self.log_path.read_text(errors="replace").count("Traceback")
 
 
-def our_server(url: str, opts: argparse.Namespace, workdir: Path) -> Server:
-    """`meterline serve` on the database at `url`, window open all month and day."""
+def our_server(
+    url: str, opts: argparse.Namespace, workdir: Path, extra: dict[str, str] | None = None
+) -> Server:
+    """`meterline serve` on the database at `url`, window open all month and day (plus `extra`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
     env.update({
@@ -290,6 +292,7 @@ def our_server(url: str, opts: argparse.Namespace, workdir: Path) -> Server:
         "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
         "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
     })  # fmt: skip
+    env.update(extra or {})
     argv = [sys.executable, "-m", "ivr", "serve", "--port", str(port),
             "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
     parsed = make_url(url)
