@@ -3,12 +3,14 @@ is thrown away; lone keys and `0#` do what the caller means."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from callflows.model import Finish, Hangup, MeterInfo, Note, Policy, RaiseFlag, Transfer
+from callflows.state import CallState
 from tests.unit.fakes import (
     Call,
     FakeDirectory,
@@ -208,3 +210,14 @@ def test_the_same_value_as_this_periods_is_not_said_to_replace_it() -> None:
     meter = make_meter(1, "4", current_period_value=Decimal(5), current_period_reading_id=3)
     said = keys_said(call_with(meter).keys("5"))
     assert "readback_same" in said and "readback_replaces" not in said
+
+
+def test_a_state_saved_before_the_new_fields_still_loads() -> None:
+    call = two_meters()
+    assert call.state is not None
+    data = json.loads(call.state.to_json())
+    for name in ("told", "resume", "taken"):
+        del data[name]  # as a call in progress when this version was deployed saved it
+    state = CallState.from_json(json.dumps(data))
+    assert (state.told, state.resume, state.taken) == ([], "", [])
+    assert state.step == "value"
