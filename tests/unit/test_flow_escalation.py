@@ -3,15 +3,17 @@ is thrown away; lone keys and `0#` do what the caller means."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from callflows.model import Finish, Hangup, MeterInfo, Note, Policy, RaiseFlag, Transfer
+from callflows.flow import advance
+from callflows.model import Finish, Hangup, Keys, MeterInfo, Note, Policy, RaiseFlag, Transfer
 from callflows.state import CallState
 from tests.unit.fakes import (
+    NOW,
     Call,
     FakeDirectory,
     gather,
@@ -212,12 +214,11 @@ def test_the_same_value_as_this_periods_is_not_said_to_replace_it() -> None:
     assert "readback_same" in said and "readback_replaces" not in said
 
 
-def test_a_state_saved_before_the_new_fields_still_loads() -> None:
-    call = two_meters()
-    assert call.state is not None
-    data = json.loads(call.state.to_json())
-    for name in ("told", "resume", "taken"):
-        del data[name]  # as a call in progress when this version was deployed saved it
-    state = CallState.from_json(json.dumps(data))
+def test_a_call_in_progress_at_the_format_3_upgrade_hears_its_count_in_the_summary() -> None:
+    sample = Path(__file__).parent / "states" / "format_2.json"
+    state = CallState.from_json(sample.read_text(encoding="utf-8"))
     assert (state.told, state.resume, state.taken) == ([], "", [])
-    assert state.step == "value"
+    state.stored = 1  # a reading stored before the upgrade, which `taken` cannot name
+    after, actions = advance(state, Keys("1", NOW), FakeDirectory(), Policy())
+    assert param(actions, "summary", "count") == 2
+    assert keys_said(actions).count("summary_item") == 1
