@@ -87,7 +87,7 @@ def test_case_1_a_later_call_replaces_the_accepted_reading_not_a_pending_flagged
     assert "сто двенадцать" in said_b[1]  # B would replace A, once accepted
     clock.now += timedelta(minutes=10)
     said_c = call(app, "113", "1")  # C: a plausible correction
-    assert "Оно заменит показание сто двенадцать" in said_c[1]
+    assert "заменит переданное ранее за этот месяц: сто двенадцать" in said_c[1]
     assert "двести" not in said_c[1]
     a, b, c = ivr_readings(app)
     assert (a.replaced_by_id, b.replaced_by_id, c.replaced_by_id) == (c.id, c.id, None)
@@ -153,7 +153,7 @@ def test_case_5_a_call_in_progress_survives_an_upgrade_of_the_state_format(
         session.execute(update(Call).values(state=_format_1_state(app, meter_id, inactive_id)))
         session.commit()
     said = spoken_text(twilio.answer("1"))
-    assert "Извините" not in said and "Принято показаний: одно" in said
+    assert "Извините" not in said and "Принято одно показание" in said
     [stored] = ivr_readings(app)
     assert str(stored.value) == "140.25" and stored.period == "2026-11"  # the sample's value
     assert twilio.post("/voice/status", CallStatus="completed").status_code == 200
