@@ -20,8 +20,8 @@ LOW_CONFIDENCE is stored, and an operator is asked to check it (a low_confidence
 
 Silence or unusable input climbs the ladder in callflows/escalation.py: re-ask in full, then a
 hint and the operator offer, then a transfer (during hours) or a flag and the hours to call
-back in. A value read back but never confirmed is stored flagged (not_confirmed), never lost.
-After the last meter the summary names each value; `*` says it again.
+back in. A value read back but never confirmed is stored flagged (not_confirmed) at a transfer
+or a give-up. After the last meter the summary names each value; `*` says it again.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
     )
     if state.pending is not None:
         detail += f"; не подтверждено: {state.pending.value}"
-    # The value read back but not confirmed is kept for the operator, never lost.
-    kept = [a for a in escalation.keep_pending(state, "звонок прерван") if not isinstance(a, Say)]
+    # A value read back but not confirmed stays in the flag's detail, not stored: Twilio may
+    # deliver this callback before the step that confirms it (the step is still served).
     state.step, state.outcome = "done", "dropped"
-    return state, [*kept, RaiseFlag("dropped_call", detail, meter_id), Finish("dropped")]
+    return state, [RaiseFlag("dropped_call", detail, meter_id), Finish("dropped")]

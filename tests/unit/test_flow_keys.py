@@ -128,8 +128,7 @@ def test_a_drop_mid_call_is_flagged_with_what_was_stored() -> None:
     assert "«подтверждение показания»" in flag.detail and "сохранено показаний: 0" in flag.detail
     assert "не подтверждено: 140" in flag.detail
     assert actions[-1] == Finish("dropped")
-    [kept] = call.stored  # the value read back is kept for the operator
-    assert (kept.value, kept.status, kept.flag_reason) == (140, "flagged", "not_confirmed")
+    assert call.stored == []  # the callback may come before the confirming step
     assert call.state is not None and call.state.finished and call.state.outcome == "dropped"
 
 
