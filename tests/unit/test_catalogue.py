@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from callflows.model import Say
 from ivr import create_app
 from ivr.config import ConfigError
 from ivr.prompts import DEFAULT_CATALOGUE, Catalogue, spoken_number
+from ivr.voice.twiml import render
 
 
 def _copy_with(tmp_path: Path, old: str, new: str) -> Path:
@@ -146,3 +149,14 @@ def test_a_broken_file_stops_start_up(tmp_path: Path) -> None:
 )
 def test_numbers_are_spoken_without_useless_zeros(value: Decimal | int, words: str) -> None:
     assert spoken_number(value) == words
+
+
+def test_ssml_reaches_the_twiml_inside_the_say(tmp_path: Path) -> None:
+    twiml = render(
+        [Say("goodbye", {"name": "Ира"})], _with_ssml(tmp_path, "Polly.Tatyana"), ""
+    ).reply
+    say = ET.fromstring(twiml).find("Say")
+    assert say is not None and say.get("voice") == "Polly.Tatyana"
+    prosody = say.find("prosody")
+    assert prosody is not None and prosody.get("rate") == "85%" and prosody.text == "Спасибо."
+    assert say.find("break") is not None and "До свидания, Ира!" in "".join(say.itertext())
