@@ -181,9 +181,9 @@ class HotPath:
             return
         step = StepWrite(call.id, call.seq, call.state, "", now)
         ended = [EventRow("status", status)]
-        if call.outcome is None:  # the flow never finished: the call was dropped
-            self._dropped(conn, call, status, step)
-            dropped = self.store.call_end(step, "dropped")
+        if call.outcome is None:  # the flow never finished: dropped (or ended during a transfer)
+            outcome = self._dropped(conn, call, status, step)
+            dropped = self.store.call_end(step, outcome)
             if self.store.write(conn, dropped, replace(step, events=step.events + ended),
                                 reply=False):  # fmt: skip
                 return
@@ -191,17 +191,18 @@ class HotPath:
         self.store.write(conn, self.store.call_end(step, None), replace(step, events=ended),
                          reply=False)  # fmt: skip
 
-    def _dropped(self, conn: Connection, call: CallRow, status: str, step: StepWrite) -> None:
-        """The flags (and notes) of a call that ended before the flow finished."""
+    def _dropped(self, conn: Connection, call: CallRow, status: str, step: StepWrite) -> str:
+        """The flags (and notes) of a call that ended before the flow finished; its outcome
+        (the flow's: `dropped`, or `transferred` when it ended during a transfer)."""
         if call.state == AWAITING_STREAM:
             step.flags.append(FlagRow("dropped_call", "до приветствия"))
-            return
+            return "dropped"
         try:
             state = CallState.from_json(call.state)
         except ValueError as exc:
             detail = f"звонок завершился (статус {status}); состояние не читается: {exc}"
             step.flags.append(FlagRow("dropped_call", detail[:2000]))
-            return
+            return "dropped"
         service, now = self.service, step.at
         ended = CallEnded(status=status, now=now)
         _, actions = advance(state, ended, self._directory(conn), service.policy(call.call_sid),
@@ -210,6 +211,7 @@ class HotPath:
         effects = collect_effects(None, ref, service.period(state, now), now, actions)
         step.events += effects.events
         step.flags += effects.flags
+        return str(call_changes(actions).get("outcome") or "dropped")
 
     @staticmethod
     def _add(step: StepWrite, changes: dict[str, object], events: list[EventRow],

@@ -112,3 +112,14 @@ def test_prompts_are_said_by_the_catalogues_voice(twilio: TwilioClient, one_mete
 def _readings(app: Flask) -> list[Reading]:
     with app.extensions["meterline"].sessions() as session:
         return list(session.scalars(select(Reading).where(Reading.source == "ivr")))
+
+
+def test_a_call_ending_during_the_transfer_is_recorded_as_transferred(
+    frozen_app: Flask, twilio: TwilioClient, one_meter: int
+) -> None:
+    twilio.start()
+    _dial_to_operator(twilio)
+    assert twilio.post("/voice/status", CallStatus="completed").status_code == 200
+    with frozen_app.extensions["meterline"].sessions() as session:
+        assert session.scalars(select(Call.outcome)).one() == "transferred"
+        assert session.scalars(select(Flag)).all() == []
