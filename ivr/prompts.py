@@ -244,10 +244,14 @@ class Catalogue:
             return "да" if value else "нет"
         if isinstance(value, int | Decimal):
             return NumberWords(value, unit)
-        text = str(value)
-        if self._abbreviated is not None:
-            text = self._abbreviated.sub(lambda m: self.abbreviations[m.group(1)], text)
+        text = self.expand(str(value))
         return PlainText(escape(text) if marked else text)
+
+    def expand(self, text: str) -> str:
+        """A text parameter with its abbreviations spelled out («ул.» → «улица»)."""
+        if self._abbreviated is None:
+            return text
+        return self._abbreviated.sub(lambda m: self.abbreviations[m.group(1)], text)
 
 
 # Twilio voices that read SSML inside <Say>; its basic voices (man, woman, alice) do not.

@@ -38,12 +38,28 @@ class AgiPeer(Protocol):
         ...
 
 
+# Asterisk's DIALSTATUS as Twilio's DialCallStatus, which the step driver understands.
+DIAL_STATUSES = {
+    "ANSWER": "completed",
+    "BUSY": "busy",
+    "NOANSWER": "no-answer",
+    "CANCEL": "canceled",
+}
+
+
+def transfer_status(dial_status: str) -> str:
+    """How a transfer ended, in Twilio's words (CONGESTION, CHANUNAVAIL, … are 'failed')."""
+    return DIAL_STATUSES.get(dial_status, "failed")
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How a plan ended: the caller's keys (None: the plan asked nothing), a Dial's status."""
+    """How a plan ended: the caller's keys (None: the plan asked nothing), a Dial's status,
+    and, for a transfer the flow wants to hear about, how it ended (Twilio's words)."""
 
     digits: str | None = None
     dial_status: str | None = None
+    transfer_ended: str | None = None
 
 
 class Channel:
@@ -75,6 +91,10 @@ class Channel:
                 return Outcome(digits=await self._gather(step), dial_status=dial_status)
             elif "dial" in step:
                 dial_status = await self._dial(step["dial"])
+                if step.get("report"):
+                    return Outcome(
+                        dial_status=dial_status, transfer_ended=transfer_status(dial_status)
+                    )
                 if dial_status != "ANSWER":
                     await self._play(step.get("unavailable", []), interruptible=False)
             elif "hangup" in step:
@@ -96,6 +116,7 @@ class Channel:
 
     async def _gather(self, step: dict[str, Any]) -> str:
         timeout_ms = int(step.get("timeout", 5)) * 1000
+        first_ms = int(step.get("first") or step.get("timeout", 5)) * 1000
         finish, most = str(step.get("finish") or ""), step.get("max")
         keys = await self._play(step["gather"], interruptible=True)
         while True:
@@ -103,7 +124,8 @@ class Channel:
                 return keys[: -len(finish)]
             if most and len(keys) >= int(most):
                 return keys
-            value, _ = await self.command(f"WAIT FOR DIGIT {timeout_ms}")
+            wait = timeout_ms if keys else first_ms
+            value, _ = await self.command(f"WAIT FOR DIGIT {wait}")
             if value == "-1":
                 raise ChannelGone("WAIT FOR DIGIT")
             if value == "0":  # timed out: what was keyed so far (maybe nothing: silence)

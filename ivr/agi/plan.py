@@ -4,9 +4,10 @@ A plan is JSON (it is stored as the step's reply, like TwiML, so a replayed step
 one). It is a list of steps:
 
     {"play": [files]}                          prompts played to the end (before a hang-up)
-    {"gather": [files], "timeout": s, "finish": "#", "max": n}
+    {"gather": [files], "timeout": s, "first": s, "finish": "#", "max": n}
                                                prompts any key interrupts, then keys collected
     {"dial": target, "unavailable": [files]}   Dial; if nobody answers, say so
+    {"dial": target, "report": true}           Dial, and report how it ended (next step)
     {"hangup": true}
 
 Files are named as Asterisk sees them: `METERLINE_ASTERISK_SOUNDS/ml-…`, no extension.
@@ -74,9 +75,10 @@ class AgiRenderer:
                 plan.steps.append(
                     {
                         "gather": files,
-                        # The channel waits this long for each key, the first one too: a
-                        # Gather's longer first wait keeps callers from being cut short.
-                        "timeout": max(action.timeout, action.first_key_wait or 0),
+                        "timeout": action.timeout,
+                        # After the prompts, the first key may take longer (a lone key acts
+                        # at once, yet a caller has time to start).
+                        "first": max(action.timeout, action.first_key_wait or 0),
                         "finish": action.finish_on_key,
                         "max": action.num_digits,
                     }
@@ -85,7 +87,10 @@ class AgiRenderer:
                 if played:
                     plan.steps.append({"play": played})
                     played = []
-                if isinstance(action, Transfer):
+                if isinstance(action, Transfer) and action.result:
+                    # The flow says what happens next (carry on, or goodbye): report to it.
+                    plan.steps.append({"dial": action.number, "report": True})
+                elif isinstance(action, Transfer):
                     unavailable = self.files(Say("operator_unavailable")) + self.files(
                         Say("goodbye")
                     )

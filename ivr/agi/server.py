@@ -139,9 +139,12 @@ class FastAgiServer:
             seq = 1
             while True:
                 outcome = await channel.run(Plan.from_json(reply))
-                if outcome.digits is None:
+                if outcome.transfer_ended is not None:  # as Twilio's Dial action reports it
+                    form = {"CallSid": sid, "DialCallStatus": outcome.transfer_ended}
+                elif outcome.digits is None:
                     break
-                form = {"CallSid": sid, "Digits": outcome.digits}
+                else:
+                    form = {"CallSid": sid, "Digits": outcome.digits}
                 reply = await steps.timed(self._sync(self.service.step, form, seq, _no_url))
                 seq += 1
         except ChannelGone:

@@ -39,11 +39,14 @@ def number_words(catalogue: Catalogue) -> set[str]:
     """The word files that read any number in any form the catalogue uses."""
     words: set[str] = set()
     for spec in placeholder_specs(catalogue):
-        ordinal = "ord" in spec.split("-")
+        tokens = spec.split("|")[0].split("-")
+        ordinal = "ord" in tokens
+        units = list(catalogue.units.values()) if "u" in tokens else [None]
         for number in sample_numbers():
             if ordinal and (isinstance(number, Decimal) or number > 100):
                 continue  # ordinals are days and hours here
-            words.update(param_words(number, spec))
+            for unit in units:
+                words.update(param_words(number, spec, catalogue, unit))
     return words
 
 
@@ -63,7 +66,7 @@ def text_pieces(
     texts += [street_of(a) for a in addresses]
     texts += [str(hour_text(h, m)) for h, m in operator_hours]
     for text in texts:
-        words.update(param_words(text))
+        words.update(param_words(text, "", catalogue))
     for word in sorted(words):
         piece = Piece(word)
         pieces.setdefault(piece.name, piece)

@@ -15,9 +15,6 @@ from flask import Flask
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from callflows.model import Say
-from ivr.agi.plan import AgiRenderer
-from ivr.prompts import Catalogue
 from storage.models import Call, CallEvent, Flag, Reading
 from tests.asterisk.conftest import AgiProcess, start_agi
 from tests.asterisk.pbx import GUARDED_LINE, Pbx
@@ -163,7 +160,7 @@ def test_a_caller_who_hangs_up_before_confirming_is_flagged_and_the_operator_see
     assert "Вы ввели: сто двенадцать кубометров." in page  # the read-back the caller heard
 
 
-def test_a_busy_operator_is_announced_and_the_call_ends_politely(
+def test_a_busy_operator_is_announced_and_the_caller_carries_on_keying(
     tmp_path: Path,
     pbx: Pbx,
     agi: AgiProcess,
@@ -171,16 +168,19 @@ def test_a_busy_operator_is_announced_and_the_call_ends_politely(
     two_meters: tuple[int, int],
     clean_db: Engine,
 ) -> None:
-    keys = answers_at(3.0, "0")
+    # 0 at the first value prompt; the operators are busy; the line says so and asks again.
+    keys = [(3.0, "0"), *answers_at(11.0, "112*5#", "1", "11*9#", "1")]
     run = call(tmp_path, pbx, KNOWN, keys)  # the line must hang up itself, not go silent
     assert run.returncode == 0, f"{run.output}\n{run.errors}\n{agi.log()[-2000:]}"
     closed(clean_db)
-    log = pbx.log()
-    dialled = log.index("Local/busy@operators")
-    sorry = AgiRenderer(Catalogue.load(), pbx.sounds).files(Say("operator_unavailable"))[0]
-    assert f"Playing '{sorry}" in log[dialled:]  # told, not left in silence
+    assert "Local/busy@operators" in pbx.log()
     with Session(clean_db) as session:
-        assert session.scalars(select(Call)).one().outcome == "transferred"
+        values = sorted(
+            r.value for r in session.scalars(select(Reading).where(Reading.source == "ivr"))
+        )
+        assert values == [Decimal("11.9"), Decimal("112.5")]
+        notes = list(session.scalars(select(CallEvent.text)))
+        assert any("оператор не ответил (busy)" in note for note in notes)
 
 
 def test_a_fastagi_connection_from_a_network_not_allowed_is_refused(

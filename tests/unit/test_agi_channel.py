@@ -11,7 +11,7 @@ import pytest
 from panoramisk.utils import parse_agi_result
 
 from callflows.model import Gather, Hangup, Say, Transfer
-from ivr.agi.channel import Channel, ChannelGone, Outcome
+from ivr.agi.channel import Channel, ChannelGone, Outcome, transfer_status
 from ivr.agi.plan import AgiRenderer, Plan
 from ivr.agi.sounds import say_pieces
 from ivr.prompts import Catalogue
@@ -179,3 +179,45 @@ def test_the_same_word_is_the_same_file_in_every_prompt() -> None:
     one = say_pieces(CATALOGUE, Say("meter_previous", {"previous": Decimal(100)}))
     other = say_pieces(CATALOGUE, Say("readback_keyed", {"value": Decimal(100)}))
     assert one[-1].name == other[-1].name and one[-1].text == "сто"
+
+
+def test_a_transfer_whose_result_the_flow_awaits_reports_it_in_twilios_words() -> None:
+    def answer(command: str) -> str:
+        return "200 result=1 (NOANSWER)" if command.startswith("GET VARIABLE") else "200 result=0"
+
+    peer = FakeAsterisk(answer)
+    actions = [Say("transfer"), Transfer("PJSIP/operators", True)]
+    outcome = run(peer, Plan.from_json(AgiRenderer(CATALOGUE, SOUNDS).render(actions).reply))
+    assert outcome == Outcome(dial_status="NOANSWER", transfer_ended="no-answer")
+    assert peer.commands[-1] == "GET VARIABLE DIALSTATUS"  # the flow says what comes next
+
+
+def test_asterisk_dial_statuses_map_to_twilios() -> None:
+    words = {s: transfer_status(s) for s in ("ANSWER", "BUSY", "NOANSWER", "CANCEL", "CHANUNAVAIL")}
+    assert words == {
+        "ANSWER": "completed",
+        "BUSY": "busy",
+        "NOANSWER": "no-answer",
+        "CANCEL": "canceled",
+        "CHANUNAVAIL": "failed",
+    }
+
+
+def test_the_first_key_may_take_longer_than_the_next_ones() -> None:
+    peer = FakeAsterisk(keys_then(None, ["1", "2", "#"]))
+    plan = Plan(
+        [{"gather": [f"{SOUNDS}/ml-0"], "timeout": 5, "first": 10, "finish": "#", "max": None}]
+    )
+    assert run(peer, plan).digits == "12"
+    waits = [c for c in peer.commands if c.startswith("WAIT FOR DIGIT")]
+    assert waits == ["WAIT FOR DIGIT 10000", "WAIT FOR DIGIT 5000", "WAIT FOR DIGIT 5000"]
+
+
+def test_units_and_abbreviations_are_said_as_the_catalogue_says_them() -> None:
+    unit = next(iter(CATALOGUE.units))
+    readback = Say("readback_keyed", {"value": Decimal("112.5"), "unit": unit})
+    spoken = CATALOGUE.render(readback.prompt, readback.params).text
+    words = [p.text for p in say_pieces(CATALOGUE, readback)]
+    assert " ".join(words[1:]) in spoken  # the number and its unit, word by word
+    street = Say("account_found", {"street": "ул. Ленина, д. 5"})
+    assert [p.text for p in say_pieces(CATALOGUE, street)][1:] == ["улица", "ленина", "дом", "пять"]

@@ -237,3 +237,23 @@ def _commands_of(reply: str) -> list[str]:
     plan = Plan.from_json(reply)
     played = [f'STREAM FILE {name} ""' for step in plan.steps for name in step.get("play", [])]
     return [*played, "HANGUP"]
+
+
+@pytest.fixture
+def operators_at_asterisk(app_config: dict[str, str]) -> None:
+    """An operator Dial target for the Asterisk line (set before the app is built)."""
+    app_config["METERLINE_ASTERISK_OPERATOR"] = "PJSIP/operators"
+    app_config["METERLINE_OPERATOR_HOURS"] = "00:00-23:59"
+
+
+def test_a_busy_operator_is_reported_to_the_flow_and_the_caller_carries_on_keying(
+    operators_at_asterisk: None, agi_app: Flask
+) -> None:
+    caller = FakeCaller("1764000005.1", "+79211234567", ["0", "112*5#", "1", ""], "BUSY")
+    place(agi_app, caller)
+    assert 'EXEC Dial "PJSIP/operators,30"' in caller.commands
+    with _db(agi_app) as session:
+        [reading] = session.scalars(select(Reading).where(Reading.source == "ivr"))
+        assert reading.value == Decimal("112.5")
+        notes = list(session.scalars(select(CallEvent.text)))
+        assert any("оператор не ответил (busy)" in note for note in notes)
