@@ -41,11 +41,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "Anyone who can reach this server can place fake calls. Never run it so in production."
         )
 
+    from ivr import guards
     from ivr.commands import register_commands
     from ivr.voice import voice
     from ivr.voice.proxies import trust_proxies
 
     trust_proxies(app, settings.trusted_proxies)
+    guards.init_app(app, settings.max_body_kb * 1024, settings.body_timeout)
     app.register_blueprint(voice)
     _register_optional_blueprints(app)
     register_commands(app)

@@ -56,6 +56,9 @@ class Settings:
     # Twilio's REST API, for moving a live call on at a spoken answer (ivr/voice/redirect.py).
     twilio_account_sid: str | None = None
     twilio_api_url: str | None = None
+    # Request guards (ivr/guards.py): the largest body accepted, and how long it may take.
+    max_body_kb: int = 64
+    body_timeout: float = 5.0
 
     def policy(self, speech: bool = False) -> Policy:
         """The flow's view of these settings."""
@@ -277,6 +280,8 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
             if _str(env, "METERLINE_TWILIO_API_URL")
             else None
         ),
+        max_body_kb=_int(env, "METERLINE_MAX_BODY_KB", 64, 4, 10240),
+        body_timeout=float(_int(env, "METERLINE_BODY_TIMEOUT", 5, 1, 60)),
     )
 
 

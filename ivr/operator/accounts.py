@@ -56,7 +56,7 @@ def enter(number: str) -> Any:
         return redirect(url_for(".account", number=number))
     if isinstance(result, Check):
         context = account_context(db(), found)
-        checks = {int(request.form["meter_id"]): result}
+        checks = {int(request.form["meter_id"]): result}  # enter_reading found the meter
         return render_template("operator/account.html", checks=checks, **context)
     flash(result, "ok")
     return redirect(url_for(".account", number=number))

@@ -15,7 +15,13 @@ from ivr.operator.web import SignedIn, db, now, settings
 
 def _safe_next(target: str | None) -> str:
     """Only a path inside the operator view: no open redirect through ?next=."""
-    if target and target.startswith("/operator/") and "//" not in target and "\\" not in target:
+    if (
+        target
+        and target.startswith("/operator/")
+        and "//" not in target
+        and "\\" not in target
+        and target.isprintable()  # CR/LF would split the Location header
+    ):
         return target
     return url_for(".queue")
 

@@ -11,6 +11,7 @@ from ivr.config import Settings
 from ivr.operator.checks import Check, DecisionError, check_value, confirmed, once_key, parse_value
 from storage import ledger
 from storage.ledger import NewReading
+from ivr.operator.web import whole_number
 from storage.models import Account, Meter
 from storage.review import write_audit
 
@@ -29,8 +30,8 @@ def enter_reading(
 
     The "Сохранить" form's one-time token is the reading's idempotency key: the same form
     posted twice, even at once, stores one reading."""
-    meter_id = form.get("meter_id", "")
-    meter = session.get(Meter, int(meter_id)) if meter_id.isdigit() else None
+    meter_id = whole_number(form.get("meter_id"))
+    meter = session.get(Meter, meter_id) if meter_id is not None else None
     if meter is None or meter.account_id != account.id:
         raise DecisionError("Нет такого счётчика на этом лицевом счёте")
     value = parse_value(form.get("value", ""))

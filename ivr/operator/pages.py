@@ -31,7 +31,7 @@ class MeterBlock:
 
 def audio_name(audio_dir: Path, stored: str | None) -> str | None:
     """The path under the audio directory of a stored recording, if it is there."""
-    if not stored:
+    if not stored or "\x00" in stored:  # a NUL makes the path functions raise
         return None
     base = audio_dir.resolve()
     path = Path(stored)

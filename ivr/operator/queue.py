@@ -6,8 +6,18 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from ivr.operator.labels import REASONS
+from ivr.operator.web import whole_number
 from ivr.phones import normalize
 from storage.review import QueueFilter
+
+# The query arguments the queue page carries over into its links; nothing else reaches
+# url_for, where a stray `endpoint` or `_external` argument would break or redirect it.
+QUERY_KEYS = ("reason", "status", "from", "to", "supplier", "q", "page")
+
+
+def link_args(args: Mapping[str, str]) -> dict[str, str]:
+    """The known filter arguments of a query string, for the page's own links."""
+    return {k: args[k] for k in QUERY_KEYS if k in args}
 
 
 def _day(raw: str | None) -> date | None:
@@ -46,5 +56,5 @@ def queue_filter(args: Mapping[str, str], zone: tzinfo, city_code: str) -> Queue
         supplier=(args.get("supplier") or "").strip()[:100] or None,
         account_number=q or None,
         phone=normalize(q, city_code) if q else None,
-        page=int(page) if page.isdigit() else 1,
+        page=whole_number(page, digits=6) or 1,
     )

@@ -12,7 +12,7 @@ from ivr.operator.blueprint import bp
 from ivr.operator.checks import Check, DecisionError
 from ivr.operator.dashboard import dashboard
 from ivr.operator.pages import audio_name, call_context, review_context
-from ivr.operator.queue import queue_filter
+from ivr.operator.queue import link_args, queue_filter
 from ivr.operator.web import db, me, now, retried, settings
 from storage.models import Flag
 from storage.review import review_queue, suppliers
@@ -28,7 +28,7 @@ def queue() -> str:
         "operator/queue.html",
         page=page,
         f=f,
-        args=request.args.to_dict(),
+        args=link_args(request.args),
         suppliers=suppliers(db()),
     )
 

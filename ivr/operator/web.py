@@ -44,15 +44,29 @@ def session_tag(operator: Operator, secret: str) -> str:
 def load_operator(token: str) -> SignedIn | None:
     """Flask-Login's user loader: an active operator whose password has not changed."""
     op_id, _, tag = token.partition(":")
-    if not op_id.isdigit():
+    number = whole_number(op_id)
+    if number is None:
         return None
-    operator = db().get(Operator, int(op_id))
+    operator = db().get(Operator, number)
     secret = settings().secret_key
     if operator is None or not operator.active:
         return None
     if not hmac.compare_digest(tag, session_tag(operator, secret)):
         return None
     return SignedIn(operator, secret)
+
+
+def whole_number(raw: str | None, digits: int = 9) -> int | None:
+    """An ASCII whole number of at most `digits` digits, else None.
+
+    Not `str.isdigit`: it accepts "²" and other digits `int()` refuses.
+
+    >>> whole_number("12"), whole_number("²"), whole_number("1" * 20)
+    (12, None, None)
+    """
+    if raw is None or not 0 < len(raw) <= digits or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)
 
 
 def db() -> Session:
