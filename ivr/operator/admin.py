@@ -1,4 +1,4 @@
-"""Admin pages: list operators, add one, deactivate one, reset a password."""
+"""Admin pages: list operators, add one, deactivate one, reset a password, unlock, sign out."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from ivr.operator.blueprint import admin_bp
 from ivr.operator.operators import (
     OperatorError,
     add_operator,
+    blocked_logins,
     deactivate,
+    end_sessions,
     list_operators,
+    login_key,
     reset_password,
+    unlock,
 )
 from ivr.operator.web import db, me, now
+from storage.models import Operator
 
 
 @admin_bp.before_request
@@ -27,7 +32,14 @@ def require_admin() -> None:
 @admin_bp.get("/operators")
 def operators() -> str:
     """Every operator with the actions an admin can take."""
-    return render_template("operator/operators.html", operators=list_operators(db()), now_utc=now())
+    operators = list_operators(db())
+    blocks = blocked_logins(db(), now())
+    blocked = {
+        op.id: blocks[login_key(op.login)] for op in operators if login_key(op.login) in blocks
+    }
+    return render_template(
+        "operator/operators.html", operators=operators, now_utc=now(), blocked=blocked
+    )
 
 
 @admin_bp.post("/operators")
@@ -75,4 +87,26 @@ def password(operator_id: int) -> Any:
     except OperatorError as exc:
         db().rollback()
         flash(str(exc), "error")
+    return redirect(url_for(".operators"))
+
+
+@admin_bp.post("/operators/<int:operator_id>/unlock")
+def unlock_operator(operator_id: int) -> Any:
+    """Lift the sign-in blocks on an operator's login, from every address."""
+    op = db().get(Operator, operator_id)
+    if op is None:
+        abort(404)
+    unlock(db(), op.login, me().operator_id, now())
+    flash(f"Вход оператора {op.login} разблокирован", "ok")
+    return redirect(url_for(".operators"))
+
+
+@admin_bp.post("/operators/<int:operator_id>/sign-out")
+def sign_out_operator(operator_id: int) -> Any:
+    """End every open session of an operator."""
+    op = db().get(Operator, operator_id)
+    if op is None:
+        abort(404)
+    end_sessions(db(), op.id, me().operator_id, now())
+    flash(f"Все сеансы оператора {op.login} завершены", "ok")
     return redirect(url_for(".operators"))

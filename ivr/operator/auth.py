@@ -9,8 +9,8 @@ from flask_login import login_user, logout_user
 
 from ivr.operator.blueprint import bp
 from ivr.operator.labels import local_time
-from ivr.operator.operators import Locked, OperatorError, sign_in
-from ivr.operator.web import SignedIn, db, now, settings
+from ivr.operator.operators import Locked, OperatorError, end_sessions, sign_in
+from ivr.operator.web import SignedIn, db, me, now, settings
 
 
 def _safe_next(target: str | None) -> str:
@@ -28,15 +28,17 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in_page() -> Any:
-    """The sign-in form; five wrong passwords lock the login for 15 minutes."""
+    """The sign-in form; repeated failures from one address slow that address down."""
     if request.method == "GET":
         return render_template("operator/sign_in.html", next=request.args.get("next", ""))
     login = request.form.get("login", "")[:64]
     try:
-        operator = sign_in(db(), login, request.form.get("password", ""), now())
+        operator = sign_in(
+            db(), login, request.form.get("password", ""), now(), request.remote_addr or ""
+        )
     except Locked as exc:
         until = local_time(exc.until, settings().timezone, "%H:%M")
-        flash(f"Слишком много неудачных попыток. Вход заблокирован до {until}.", "error")
+        flash(f"Слишком много неудачных попыток. Повторите вход после {until}.", "error")
         return render_template("operator/sign_in.html", login=login), 429
     except OperatorError as exc:
         flash(str(exc), "error")
@@ -47,7 +49,8 @@ def sign_in_page() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Any:
-    """End the session."""
+    """End the session, and every copy of its cookie (and the operator's other sessions)."""
+    end_sessions(db(), me().operator_id, None, now())
     logout_user()
     flash("Вы вышли.", "ok")
     return redirect(url_for(".sign_in_page"))

@@ -9,7 +9,13 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from ivr.commands.schema import needs_schema
-from ivr.operator.operators import OperatorError, add_operator, list_operators, reset_password
+from ivr.operator.operators import (
+    OperatorError,
+    add_operator,
+    list_operators,
+    reset_password,
+    unlock,
+)
 from ivr.services import services
 from storage.models import Operator
 
@@ -60,6 +66,17 @@ def password_command(login: str, password_stdin: bool) -> None:
         except OperatorError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"password of {login} changed")
+
+
+@operators_group.command("unlock")
+@click.argument("login")
+@with_appcontext
+@needs_schema
+def unlock_command(login: str) -> None:
+    """Lift the sign-in blocks on a login, from every address."""
+    with services().sessions() as session:
+        lifted = unlock(session, login, None, services().clock())
+    click.echo(f"{login}: {lifted} sign-in block(s) lifted")
 
 
 @operators_group.command("list")

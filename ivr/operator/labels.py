@@ -33,6 +33,8 @@ ACTIONS = {
     "operator_add": "Добавлен оператор",
     "operator_deactivate": "Оператор отключён",
     "password_reset": "Пароль сброшен",
+    "operator_unlock": "Вход оператора разблокирован",
+    "operator_sign_out": "Сеансы оператора завершены",
 }
 EVENT_KINDS = {
     "prompt": "Линия",

@@ -1,7 +1,8 @@
-"""Operators: passwords (argon2), sign-in with lock-out, and what an admin may change."""
+"""Operators: passwords (argon2), sign-in with throttling, and what an admin may change."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -10,11 +11,20 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from storage import counters
 from storage.models import Operator
 from storage.review import write_audit
 
+# Sign-in throttling (storage/counters.py): the 5th failure within an hour for one login
+# from one address blocks that pair for a minute, each further failure twice as long, up to
+# 15 minutes; 20 failures from one address, whatever the logins, block the address likewise.
 MAX_FAILED = 5
-LOCK_FOR = timedelta(minutes=15)
+MAX_FAILED_PER_ADDRESS = 20
+FAILURE_WINDOW = timedelta(hours=1)
+FIRST_BLOCK = timedelta(minutes=1)
+LONGEST_BLOCK = timedelta(minutes=15)
+SIGN_IN_KEY = "sign-in:"
+ADDRESS_KEY = "sign-in-address:"
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
@@ -70,45 +80,84 @@ def add_operator(
     return operator
 
 
-def sign_in(session: Session, login: str, password: str, now: datetime) -> Operator:
-    """The operator for these credentials (commits the failure count); raises OperatorError."""
-    operator = session.scalar(select(Operator).where(Operator.login == login.strip()))
+def throttle_key(login: str, address: str) -> str:
+    """The counter of failed sign-ins for a login (as typed, normalised) from one address."""
+    return f"{SIGN_IN_KEY}{login_key(login)}|{address}"
+
+
+def login_key(login: str) -> str:
+    """A login as the throttle counts it: normalised, trimmed, case-folded."""
+    # Only for counting: " oper2", "OPER2" and "oper2\t" are one login to the throttle, but
+    # none of them signs in as oper2 (see `sign_in`).
+    return unicodedata.normalize("NFKC", login).strip().casefold()[:64]
+
+
+def sign_in(
+    session: Session, login: str, password: str, now: datetime, address: str = ""
+) -> Operator:
+    """The operator for these credentials (commits the failure count); raises OperatorError.
+
+    Failures are counted per login and client address, and per address: an outsider can
+    slow down only their own attempts, never a real operator signing in from elsewhere.
+    Every failure reads the same, whether the login exists or not.
+    """
+    keys = [throttle_key(login, address), f"{ADDRESS_KEY}{address}"]
+    until = counters.blocked_until(session, keys, now)
+    if until is not None:
+        raise Locked(until)
+    # Exact match: logins never hold spaces or control characters (`add_operator`).
+    operator = session.scalar(select(Operator).where(Operator.login == login))
     if operator is None or not operator.active:
-        _verify(_dummy_hash(), password)
-        raise OperatorError("Неверный логин или пароль")
-    if operator.locked_until is not None and operator.locked_until > now:
-        raise Locked(operator.locked_until)
-    if not _verify(operator.password_hash, password):
-        _count_failure(session, operator, now)
-        if operator.locked_until is not None and operator.locked_until > now:
-            raise Locked(operator.locked_until)
+        _verify(_dummy_hash(), password)  # the same time as a wrong password
+        operator = None
+    if operator is None or not _verify(operator.password_hash, password):
+        _count_failure(session, keys, now)
         raise OperatorError("Неверный логин или пароль")
     if _hasher.check_needs_rehash(operator.password_hash):
         operator.password_hash = _hasher.hash(password)
-    operator.failed_logins = 0
-    operator.locked_until = None
+    counters.clear(session, keys[:1])
     session.commit()
     return operator
 
 
-def _count_failure(session: Session, operator: Operator, now: datetime) -> None:
-    """One more failure, counted in the database so parallel attempts all count."""
-    if operator.locked_until is not None:
-        # The previous lock is over: count afresh.
-        session.execute(
-            update(Operator)
-            .where(Operator.id == operator.id)
-            .values(failed_logins=0, locked_until=None)
-        )
+def _count_failure(session: Session, keys: list[str], now: datetime) -> None:
+    """One more failure on each key, counted in the database so parallel attempts all count."""
+    ends = [
+        counters.add_failure(session, key, now, FAILURE_WINDOW, free, FIRST_BLOCK, LONGEST_BLOCK)
+        for key, free in zip(keys, (MAX_FAILED, MAX_FAILED_PER_ADDRESS), strict=True)
+    ]
+    session.commit()
+    until = max((e for e in ends if e is not None), default=None)
+    if until is not None:
+        raise Locked(until)
+
+
+def unlock(session: Session, login: str, by: int | None, now: datetime) -> int:
+    """Lift every sign-in block on a login, from every address (commits); how many."""
+    lifted = counters.clear(session, prefix=f"{SIGN_IN_KEY}{login_key(login)}|")
+    write_audit(session, by, "operator_unlock", now, after={"login": login, "blocks": lifted})
+    session.commit()
+    return lifted
+
+
+def blocked_logins(session: Session, now: datetime) -> dict[str, datetime]:
+    """Logins (normalised) with a sign-in block running from some address, and its end."""
+    found: dict[str, datetime] = {}
+    for key, until in counters.blocked(session, SIGN_IN_KEY, now).items():
+        login = key.removeprefix(SIGN_IN_KEY).rpartition("|")[0]
+        found[login] = max(until, found.get(login, until))
+    return found
+
+
+def end_sessions(session: Session, operator_id: int, by: int | None, now: datetime) -> None:
+    """End every open session of an operator (sign-out, or an admin's decision); commits."""
     session.execute(
         update(Operator)
-        .where(Operator.id == operator.id)
-        .values(failed_logins=Operator.failed_logins + 1)
+        .where(Operator.id == operator_id)
+        .values(session_version=Operator.session_version + 1)
     )
-    session.refresh(operator)
-    if operator.failed_logins >= MAX_FAILED:
-        operator.locked_until = now + LOCK_FOR
-        operator.failed_logins = 0
+    if by is not None and by != operator_id:
+        write_audit(session, by, "operator_sign_out", now, after={"operator_id": operator_id})
     session.commit()
 
 
@@ -139,8 +188,8 @@ def reset_password(
     if operator is None:
         raise OperatorError("Нет такого оператора")
     operator.password_hash = hash_password(password)
-    operator.failed_logins = 0
-    operator.locked_until = None
+    operator.session_version = (operator.session_version or 0) + 1
+    counters.clear(session, prefix=f"{SIGN_IN_KEY}{login_key(operator.login)}|")
     write_audit(session, by, "password_reset", now, after={"login": operator.login})
     session.commit()
     return operator

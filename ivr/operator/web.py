@@ -36,9 +36,14 @@ class SignedIn(UserMixin):
 
 
 def session_tag(operator: Operator, secret: str) -> str:
-    """A tag bound to the password hash, so a reset password ends every open session."""
-    mac = hmac.new(secret.encode(), operator.password_hash.encode(), hashlib.sha256)
-    return mac.hexdigest()[:16]
+    """A tag bound to the password hash and the session version, kept in the database.
+
+    So a new password, a sign-out or an admin ends every open session: a cookie copied
+    before any of them no longer loads an operator.
+    """
+    bound = f"{operator.password_hash}|{operator.session_version or 0}"
+    mac = hmac.new(secret.encode(), bound.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 def load_operator(token: str) -> SignedIn | None:

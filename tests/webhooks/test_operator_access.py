@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -116,23 +116,6 @@ def test_twilio_webhooks_need_no_csrf_token(app: Flask) -> None:
     twilio = TwilioClient(app.test_client(), TEST_TOKEN)
     response = twilio.post("/voice/status", CallStatus="completed")
     assert response.status_code == 200
-
-
-def test_five_wrong_passwords_lock_the_login_for_fifteen_minutes(clocked: Flask) -> None:
-    with svc(clocked).sessions() as session:
-        operator(session, "olga")
-    client = clocked.test_client()
-    for _ in range(4):
-        assert sign_in(client, "olga", "wrong password") == 401
-    assert sign_in(client, "olga", "wrong password") == 429
-    assert sign_in(client, "olga") == 429
-    svc(clocked).clock = lambda: NOW + timedelta(minutes=14)
-    assert sign_in(client, "olga") == 429
-    svc(clocked).clock = lambda: NOW + timedelta(minutes=16)
-    assert sign_in(client, "olga") == 302
-    with svc(clocked).sessions() as session:
-        op = session.scalar(select(Operator).where(Operator.login == "olga"))
-        assert op is not None and op.failed_logins == 0 and op.locked_until is None
 
 
 def test_unknown_login_and_wrong_password_read_the_same(app: Flask) -> None:
