@@ -32,6 +32,16 @@ DEFAULT_UNITS = {"hot_water": "м3", "cold_water": "м3", "heat": "Гкал"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+# Years a reading or a verification date may carry: older is a typo (0999 for 1999 or 2099),
+# and Python's dates end at 9999 (an offset beyond that overflows).
+YEARS = (1990, 2100)
+# A phones field longer than this is not a list of an account's phones.
+MAX_PHONES = 10
+# Account numbers: letters (Latin or Cyrillic), digits and inner hyphens; they name the
+# account's page in the operator view (/operator/accounts/NUMBER), where "/", "." or "?"
+# would lead elsewhere, and callers key the digits.
+_ACCOUNT = re.compile(r"[0-9A-Za-zЁА-Яа-яё](?:[0-9A-Za-zЁА-Яа-яё-]*[0-9A-Za-zЁА-Яа-яё])?")
+
 
 class RowError(Exception):
     """A row cannot be imported; the message is the reason shown with its line number."""
@@ -49,6 +59,18 @@ def text(raw: str, column: str, max_len: int, required: bool = False) -> str:
     return value
 
 
+def account_number(raw: str) -> str:
+    """An account number: 1 to 32 letters, digits and inner hyphens.
+
+    >>> account_number(" 100-200 ")
+    '100-200'
+    """
+    value = text(raw, "account", 32, required=True)
+    if not _ACCOUNT.fullmatch(value):
+        raise RowError(f"account {value!r} may hold only letters, digits and hyphens between them")
+    return value
+
+
 def phones(raw: str, city_code: str, normalize: Callable[[str, str], str | None]) -> list[str]:
     """Zero or more numbers separated by `,` or `;`, each to E.164; order kept, repeats dropped.
 
@@ -56,8 +78,11 @@ def phones(raw: str, city_code: str, normalize: Callable[[str, str], str | None]
     >>> phones("8 (8172) 59-79-04; 59-79-04, +7 921 123-45-67", "8172", normalize)
     ['+78172597904', '+79211234567']
     """
+    parts = re.split(r"[,;]", raw)
+    if len(parts) > MAX_PHONES:
+        raise RowError(f"phones lists {len(parts)} numbers; at most {MAX_PHONES} per account")
     found: list[str] = []
-    for part in re.split(r"[,;]", raw):
+    for part in parts:
         spelled = part.strip()
         if not spelled:
             continue
@@ -98,14 +123,23 @@ def day(raw: str, column: str) -> date | None:
     if not value:
         return None
     try:
+        found = None
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return date.fromisoformat(value)
-        if re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}", value):
+            found = date.fromisoformat(value)
+        elif re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}", value):
             d, m, y = (int(part) for part in value.split("."))
-            return date(y, m, d)
+            found = date(y, m, d)
+        if found is not None:
+            _sane_year(found, column, value)
+            return found
     except ValueError:
         raise RowError(f"{column} {value!r} is not a real date") from None
     raise RowError(f"{column} {value[:30]!r} is not a date (expected YYYY-MM-DD or DD.MM.YYYY)")
+
+
+def _sane_year(found: date, column: str, raw: str) -> None:
+    if not YEARS[0] <= found.year <= YEARS[1]:
+        raise RowError(f"{column} {raw[:40]!r}: the year must be from {YEARS[0]} to {YEARS[1]}")
 
 
 _RU_DATETIME = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
@@ -131,6 +165,7 @@ def moment(raw: str, tz: ZoneInfo) -> datetime:
         raise RowError(f"taken_at {value[:40]!r} is not a real date or time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
+    _sane_year(parsed.date(), "taken_at", value)
     return parsed
 
 

@@ -99,7 +99,7 @@ def parse_row(raw: dict[str, str], city_code: str) -> MeterLine:
         verification_due=fields.day(raw["verification_due"], "verification_due"),
     )
     return MeterLine(
-        account=fields.text(raw["account"], "account", 32, required=True),
+        account=fields.account_number(raw["account"]),
         address=fields.text(raw["address"], "address", 300),
         supplier=meter.supplier,
         phones=_phones(raw["phones"], city_code),

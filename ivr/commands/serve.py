@@ -108,6 +108,7 @@ def serve_command(host: str, port: int, workers: int, threads: int, access_log: 
             "`python3 -c 'import secrets; print(secrets.token_hex(32))'`."
         )
     check_schema()
+    _check_storage()
     options = gunicorn_options(
         host, port, workers, threads, instance_path=current_app.instance_path,
         access_log=access_log,
@@ -124,3 +125,17 @@ def serve_command(host: str, port: int, workers: int, threads: int, access_log: 
     if warning:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
     run_gunicorn(options)
+
+
+def _check_storage() -> None:
+    """Refuse to start on storage the line cannot write (see ivr/storage_check.py)."""
+    from ivr.services import services
+    from ivr.storage_check import database_problem, folder_problem
+    from ivr.streams import speech_enabled
+
+    svc = services()
+    problem = database_problem(svc.engine)
+    if problem is None and speech_enabled(svc.settings):
+        problem = folder_problem(svc.settings.audio_dir, "METERLINE_AUDIO_DIR")
+    if problem is not None:
+        raise click.ClickException(problem + ". Fix it, then start again.")

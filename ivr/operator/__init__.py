@@ -106,6 +106,9 @@ def register(app: Flask) -> None:
     from ivr.operator import accounts, admin, auth, views  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
+    from ivr import storage_check
+
+    storage_check.init_app(app)
     app.jinja_env.filters["num"] = labels.num
     app.jinja_env.filters["prose"] = labels.prose
     app.jinja_env.filters["ru_period"] = labels.period_words
