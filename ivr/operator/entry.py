@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from ivr.config import Settings
 from ivr.operator.checks import Check, DecisionError, check_value, confirmed, once_key, parse_value
+from ivr.operator.web import whole_number
 from storage import ledger
 from storage.ledger import NewReading
-from ivr.operator.web import whole_number
 from storage.models import Account, Meter
 from storage.review import write_audit
 

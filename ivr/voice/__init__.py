@@ -68,8 +68,12 @@ def too_large(_exc: RequestEntityTooLarge) -> Response:
     could be verified, so nothing is stored; the caller hears the apology, never a 4xx."""
     log.warning("webhook %s refused: form too large", request.path)
     if request.path.endswith("/status"):
-        return Response("", status=200)
-    return _twiml(voice_service().renderer.apology())
+        answer = Response("", status=200)
+    else:
+        answer = _twiml(voice_service().renderer.apology())
+    # The body was not read (ivr/guards.py): close, or the server reads the rest to reuse it.
+    answer.headers["Connection"] = "close"
+    return answer
 
 
 @voice.post("/incoming")

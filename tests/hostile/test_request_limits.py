@@ -65,7 +65,9 @@ def test_a_hundred_megabyte_form_is_refused_unread(server: Server, path: str, ki
     with _connect(server) as sock:
         sock.sendall(_head(path, 100 * 1024 * 1024, kind) + part)
         started = time.monotonic()
-        assert _status(sock) == 413  # without sending the other 99.9 MB
+        # Without the other 99.9 MB: a webhook answers with the apology (Twilio never gets
+        # a 4xx), the operator view with 413.
+        assert _status(sock) == (413 if path.startswith("/operator") else 200)
         assert time.monotonic() - started < 2
 
 
@@ -74,7 +76,7 @@ def test_a_chunked_body_over_the_limit_is_refused(server: Server) -> None:
         for _ in range(200):
             yield b"a=" + b"1" * 1024 + b"&"
 
-    answer = requests.post(server.url + "/voice/status", data=chunks(), timeout=10)
+    answer = requests.post(server.url + "/operator/sign-in", data=chunks(), timeout=10)
     assert answer.status_code == 413
 
 
@@ -130,5 +132,5 @@ def test_slow_bodies_on_every_thread_do_not_keep_signed_webhooks_out(server: Ser
 
 
 def test_the_test_client_sees_the_same_limit(app: Flask) -> None:
-    answer = app.test_client().post("/voice/incoming", data={"x": "1" * 70000})
+    answer = app.test_client().post("/operator/sign-in", data={"x": "1" * 70000})
     assert answer.status_code == 413
