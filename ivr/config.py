@@ -59,6 +59,11 @@ class Settings:
     # Request guards (ivr/guards.py): the largest body accepted, and how long it may take.
     max_body_kb: int = 64
     body_timeout: float = 5.0
+    # Media streams (ivr/streams/server.py): the port `meterline serve` serves them on (0:
+    # the app's own route, as under the development server), and the URL Twilio is given.
+    stream_port: int = 0
+    stream_url: str = ""
+    max_streams: int = 300  # accepted media streams per worker process (gate.py)
 
     def policy(self, speech: bool = False) -> Policy:
         """The flow's view of these settings."""
@@ -202,6 +207,21 @@ def _asterisk(env: Mapping[str, str]) -> tuple[str, Networks, str | None, tuple[
     return sounds, allow, operator, tuple(tts)
 
 
+def _stream_url(env: Mapping[str, str]) -> str:
+    """METERLINE_STREAM_URL, or the public URL's /voice/stream over ws(s)."""
+    raw = _str(env, "METERLINE_STREAM_URL")
+    if not raw:
+        public = _url(env, "METERLINE_PUBLIC_URL", "http://127.0.0.1:5000")
+        return public.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + (
+            "/voice/stream"
+        )
+    if not re.fullmatch(r"wss?://[^\s/]+/\S*", raw):
+        raise ConfigError(
+            f"METERLINE_STREAM_URL={raw!r}: expected ws(s)://HOST[:PORT]/voice/stream"
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None, instance_path: str = ".") -> Settings:
     """Read and check every setting; raise ConfigError naming the first bad one."""
     env = dict(os.environ if env is None else env)
@@ -282,6 +302,9 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         ),
         max_body_kb=_int(env, "METERLINE_MAX_BODY_KB", 64, 4, 10240),
         body_timeout=float(_int(env, "METERLINE_BODY_TIMEOUT", 5, 1, 60)),
+        stream_port=_int(env, "METERLINE_STREAM_PORT", 0, 0, 65535),
+        stream_url=_stream_url(env),
+        max_streams=_int(env, "METERLINE_MAX_STREAMS", 300, 1, 10000),
     )
 
 

@@ -51,7 +51,7 @@ def gunicorn_options(
     }
 
 
-def run_gunicorn(options: dict[str, Any]) -> None:
+def run_gunicorn(options: dict[str, Any], streams: tuple[str, int] | None = None) -> None:
     """Gunicorn running `create_app()` in each worker (no preloading: one engine per worker).
     Gunicorn is imported here: only `meterline serve` needs it."""
     from gunicorn.app.base import BaseApplication
@@ -67,6 +67,10 @@ def run_gunicorn(options: dict[str, Any]) -> None:
 
             app = create_app()
             warm_up(app)  # the speech model, if any, loads while the worker waits for calls
+            if streams is not None:
+                from ivr.streams.server import start_stream_server
+
+                start_stream_server(app, *streams)
             return app
 
     MeterlineServer().run()
@@ -119,12 +123,31 @@ def serve_command(host: str, port: int, workers: int, threads: int, access_log: 
         "access log": f"{access_log} (numbers masked)" if access_log else "off",
         "control socket": options.get("control_socket", "off"),
     }
+    streams = _stream_server(settings, host, port)
+    if streams is not None:
+        extra["media streams"] = f"{host}:{streams[1]} (proxy /voice/stream there)"
     for line in summary_lines(settings, f"{host}:{port}", extra):
         click.echo(line, err=True)
     warning = port_mismatch(settings.public_url, port)
     if warning:
         click.secho(f"warning: {warning}", err=True, fg="yellow")
-    run_gunicorn(options)
+    run_gunicorn(options, streams)
+
+
+def _stream_server(settings: Any, host: str, port: int) -> tuple[str, int] | None:
+    """Where the media-stream server listens (ivr/streams/server.py), if speech is on.
+
+    The workers' apps are built from the environment: with METERLINE_STREAM_PORT set they
+    leave /voice/stream to that server, and a call's audio costs no web worker thread.
+    """
+    from ivr.streams import speech_enabled
+
+    if not speech_enabled(settings):
+        return None
+    # port + 1000: the next port is often a second instance (docs/deploy.md: 8000 and 8001).
+    stream_port = settings.stream_port or port + 1000
+    os.environ["METERLINE_STREAM_PORT"] = str(stream_port)
+    return host, stream_port
 
 
 def _check_storage() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+import time
 
 from flask import Flask
 from flask_sock import Sock
@@ -17,6 +18,7 @@ from simple_websocket import Server
 
 from ivr.config import Settings
 from ivr.services import Services, services
+from ivr.streams.gate import StreamGate
 from ivr.streams.session import CallStream, StreamConfig, stream_token
 from ivr.streams.store import maybe_purge, purge_old_audio
 from ivr.voice.redirect import SpokenAnswers, redirector_from
@@ -39,13 +41,17 @@ STREAM_PATH = "/voice/stream"
 FACTORY_KEY = "speech.recognizer_factory"
 WARM_UP_KEY = "speech.warm_up_started"
 ANSWERS_KEY = "speech.spoken_answers"
-START_TIMEOUT = 10.0  # an unauthenticated socket gets this long to send its start
+GATE_KEY = "speech.stream_gate"
+# A socket gets this long, from the moment it opens, to send `start` with a good token; the
+# deadline is not moved by other messages (a socket sending `connected` forever is refused).
+START_TIMEOUT = 5.0
 # Twilio sends audio every 20 ms, silence included; the call simulator sends only speech, and
 # a person typing into `meterline call` may take a while between answers.
 IDLE_TIMEOUT = 120.0
 PAUSE_SECONDS = 0.5  # no frames this long while words may be pending: end the utterance
 _factory_lock = threading.Lock()
 _warm_up_lock = threading.Lock()
+_gate_lock = threading.Lock()
 
 
 def speech_enabled(settings: Settings) -> bool:
@@ -71,10 +77,12 @@ def register(app: Flask) -> None:
     settings: Settings = app.config["METERLINE_SETTINGS"]
     if not speech_enabled(settings):
         return
+    _warm_up_on_first_request(app)
+    if settings.stream_port:
+        return  # `meterline serve` runs the stream server (server.py): no thread per call
     # Twilio's messages are well under 1 KB; anything far larger is not Twilio.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 64 * 1024})
     Sock(app).route(STREAM_PATH)(media_stream)
-    _warm_up_on_first_request(app)
 
 
 def _warm_up_on_first_request(app: Flask) -> None:
@@ -124,20 +132,48 @@ def spoken_answers(svc: Services) -> Callable[[str, int], object] | None:
     return None if answers is None else answers.heard
 
 
+def gate_for(svc: Services) -> StreamGate:
+    """The process's stream gate (one for the app's route and the stream server alike)."""
+    # Not _factory_lock: a model load holds that for seconds, and the stream server's event
+    # loop asks for the gate as every socket opens.
+    with _gate_lock:
+        gate: StreamGate | None = svc.cache.get(GATE_KEY)
+        if gate is None:
+            limit = svc.settings.max_streams
+            # Sockets not yet past their start deadline count too, a hundred more at most.
+            gate = svc.cache[GATE_KEY] = StreamGate(limit, limit + 100)
+        return gate
+
+
+def stream_config(svc: Services) -> StreamConfig:
+    """What a call's stream needs: token secret, storage, recognizer, the gate."""
+    settings, gate = svc.settings, gate_for(svc)
+    return StreamConfig(
+        secret_key=settings.secret_key,
+        audio_dir=settings.audio_dir,
+        sessions=svc.sessions,
+        factory=lambda: recognizer_for(svc)(),
+        on_final=spoken_answers(svc),
+        admit=gate.admit,
+        leave=gate.leave,
+    )
+
+
 def media_stream(ws: Server) -> None:
-    """One call's audio: messages in until `stop`, a refusal, or silence on the socket."""
+    """One call's audio: messages in until `stop`, a refusal, or silence on the socket.
+
+    Served by the app itself (the development server, tests); `meterline serve` runs the
+    asyncio stream server instead (streams/server.py), so a call costs no web worker thread.
+    """
     svc = services()
     settings = svc.settings
+    gate = gate_for(svc)
+    if not gate.open_socket():
+        ws.close(reason=1013)  # try again later
+        return
     maybe_purge(settings.audio_dir, settings.audio_keep_days)
-    stream = CallStream(
-        StreamConfig(
-            secret_key=settings.secret_key,
-            audio_dir=settings.audio_dir,
-            sessions=svc.sessions,
-            factory=lambda: recognizer_for(svc)(),
-            on_final=spoken_answers(svc),
-        )
-    )
+    stream = CallStream(stream_config(svc))
+    deadline = time.monotonic() + START_TIMEOUT
     try:
         while True:
             if stream.pending:
@@ -146,11 +182,17 @@ def media_stream(ws: Server) -> None:
                     if not stream.flush():
                         break
                     continue
+            elif stream.started:
+                message = ws.receive(timeout=IDLE_TIMEOUT)
             else:
-                message = ws.receive(timeout=IDLE_TIMEOUT if stream.call_sid else START_TIMEOUT)
+                left = deadline - time.monotonic()
+                message = ws.receive(timeout=left) if left > 0 else None
+                if message is None:
+                    stream.refused = True
             if message is None or not stream.handle(message):
                 break
     finally:
         stream.finish()
+        gate.close_socket()
     # 1008: policy violation (bad token, junk); 1011: our recognizer failed; 1000: normal end.
     ws.close(reason=1008 if stream.refused else 1011 if stream.failed else 1000)

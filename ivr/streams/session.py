@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,10 @@ class StreamConfig:
     factory: RecognizerFactory
     # Called with (CallSid, step) once a final result is stored for the call's current step.
     on_final: Callable[[str, int], object] | None = None
+    # Asked once the token is good, before a recognizer is made: False refuses the stream
+    # (too many for the call or the process, see gate.py); `leave` is called when it ends.
+    admit: Callable[[str], bool] = lambda _sid: True
+    leave: Callable[[str], None] = field(default=lambda _sid: None)
 
 
 class CallStream:
@@ -65,6 +69,13 @@ class CallStream:
         self._audio_start = 0  # stream position (in samples) of _audio[0]
         self._fed = 0  # samples given to the recognizer so far
         self.pending = False  # audio fed since the last utterance ended
+        self.admitted = False  # counted by the gate: `finish` lets it go
+        self._before_start = 0  # messages received before an accepted start
+
+    @property
+    def started(self) -> bool:
+        """Whether a start with a good token was accepted (and a recognizer is listening)."""
+        return self._recognizer is not None
 
     def handle(self, raw: str | bytes) -> bool:
         """Process one message; False when the stream should be closed."""
@@ -75,12 +86,17 @@ class CallStream:
         if not isinstance(message, dict):
             return self._refuse("a message that is not a JSON object")
         event = message.get("event")
-        if event == "connected":
-            return True
-        if event == "start":
-            return self._start(message.get("start"))
         if self._recognizer is None:
+            # Twilio sends `connected`, then `start` with the token: nothing else, nothing
+            # more, comes first.
+            self._before_start += 1
+            if event == "connected" and self._before_start == 1:
+                return True
+            if event == "start":
+                return self._start(message.get("start"))
             return self._refuse(f"{event!r} before an accepted start")
+        if event == "start":
+            return self._refuse("a second start")
         if event == "media":
             return self._media(message.get("media"))
         if event == "stop":
@@ -105,6 +121,9 @@ class CallStream:
         expected = stream_token(self.config.secret_key, sid)
         if not isinstance(token, str) or not hmac.compare_digest(token, expected):
             return self._refuse("missing or wrong token")
+        if not self.config.admit(sid):
+            return self._refuse("too many streams for the call or the server")
+        self.admitted = True
         try:
             self._recognizer = self.config.factory()
         except Exception:
@@ -221,6 +240,9 @@ class CallStream:
 
     def finish(self) -> None:
         """The stream ended: recognize what is pending, store it, release the recognizer."""
+        if self.admitted and self.call_sid is not None:
+            self.admitted = False
+            self.config.leave(self.call_sid)
         recognizer = self._recognizer
         if recognizer is None:
             return

@@ -46,10 +46,8 @@ def voice_hooks(
         return None, None, None
     from ivr.streams import stream_token
 
-    ws_base = settings.public_url.replace("https://", "wss://").replace("http://", "ws://")
-
     def stream(call_sid: str) -> StreamTarget:
-        return StreamTarget(f"{ws_base}/voice/stream", stream_token(settings.secret_key, call_sid))
+        return StreamTarget(settings.stream_url, stream_token(settings.secret_key, call_sid))
 
     def connected(call_sid: str) -> bool:
         with sessions() as session:

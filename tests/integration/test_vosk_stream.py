@@ -38,7 +38,7 @@ def server(database_url: str, audio_dir: Path) -> Iterator[Server]:
 
 
 def ws_url(server: Server) -> str:
-    return server.url.replace("http://", "ws://") + "/voice/stream"
+    return server.env["METERLINE_STREAM_URL"]
 
 
 def add_calls(engine: Engine, sids: list[str]) -> None:

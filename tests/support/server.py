@@ -70,6 +70,9 @@ def server_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    stream_port = free_port()  # the stream server's, used when speech is configured
+    env["METERLINE_STREAM_PORT"] = str(stream_port)
+    env["METERLINE_STREAM_URL"] = f"ws://127.0.0.1:{stream_port}/voice/stream"
     env.update(extra or {})
     return env
 
