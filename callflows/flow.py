@@ -149,6 +149,8 @@ def on_keys(state: CallState, ctx: Context, event: Keys) -> list[Action]:
         return notes + identify.on_choice(state, ctx, digits)
     if state.step == "account_number":
         return notes + identify.on_account_number(state, ctx, digits)
+    if state.step == "second_fact":
+        return notes + identify.on_second_fact(state, ctx, digits)
     return notes + retry(state, ctx, [Say("not_understood")], bad=True)
 
 

@@ -20,6 +20,7 @@ from callflows.model import (
 )
 from callflows.prompts import MAX_CHOICES, gather_for, hours_say, street_of, window_say
 from callflows.state import CallState
+from callflows.verify import matches, second_fact
 
 
 def on_call_started(event: CallStarted, ctx: Context) -> tuple[CallState, list[Action]]:
@@ -84,16 +85,54 @@ def on_choice(state: CallState, ctx: Context, digits: str) -> list[Action]:
 
 
 def on_account_number(state: CallState, ctx: Context, digits: str) -> list[Action]:
-    """An account number keyed by a caller the line does not know."""
+    """An account number keyed by a caller the line does not know.
+
+    Each attempt counts against an hourly limit shared by all callers (given back once the
+    caller confirms the second fact), on top of `max_attempts` per call: guessing account
+    numbers over many calls, or many numbers, runs out.
+    """
     if not digits.isdigit():
         return retry(state, ctx, [Say("not_understood")], bad=True)
+    if not ctx.directory.reserve_guess(ctx.now):
+        return guesses_exhausted(state, ctx)
     account = ctx.directory.account_by_number(digits, state.period)
     if account is None:
         note = Note("decision", f"счёт {digits} не найден")
         return [note, *retry(state, ctx, [Say("account_not_found")], bad=True)]
-    note = Note("decision", f"найден счёт {account.number}")
+    fact = second_fact(account)
+    if fact is None:
+        note = Note("decision", f"счёт {account.number}: в адресе нет номера квартиры или дома")
+        return [note, *give_up(state, ctx)]
+    state.step, state.candidates = "second_fact", [account]
+    note = Note("decision", f"счёт {account.number} есть: спрашиваем номер {fact.words}")
+    return [note, gather_for(state, ctx.policy, [Say("account_exists")], full=True)]
+
+
+def on_second_fact(state: CallState, ctx: Context, digits: str) -> list[Action]:
+    """The flat (or house) number of the account found by its number: only then is the
+    street named, and the previous readings read out; its readings still go to review."""
+    account = state.candidates[0]
+    fact = second_fact(account)
+    assert fact is not None  # asked only when there is one
+    if not digits.isdigit():
+        return retry(state, ctx, [Say("not_understood")], bad=True)
+    if not matches(fact, digits):
+        state.step, state.candidates = "account_number", []
+        note = Note("decision", f"счёт {account.number}: номер {fact.words} не совпал")
+        return [note, *retry(state, ctx, [Say("second_fact_wrong")], bad=True)]
+    ctx.directory.release_guess(ctx.now)
+    state.by_number = True
+    note = Note("decision", f"счёт {account.number}: номер {fact.words} подтверждён")
     found = Say("account_found", {"street": street_of(account.address) or account.number})
     return [note, *choose(state, ctx, account, [found])]
+
+
+def guesses_exhausted(state: CallState, ctx: Context) -> list[Action]:
+    """Too many account numbers tried this hour, by all callers: an operator, or goodbye."""
+    caller = state.caller or "номер скрыт"
+    detail = f"{caller}: попытки ввода лицевого счёта за час исчерпаны"
+    return _end(state, ctx, [RaiseFlag("rate_limited", detail)], "rate_limited",
+                Say("account_guesses_exhausted"))  # fmt: skip
 
 
 def retry(state: CallState, ctx: Context, preface: list[Say], bad: bool) -> list[Action]:
@@ -108,14 +147,22 @@ def give_up(state: CallState, ctx: Context) -> list[Action]:
     if state.step == "choose_account":
         reason = "caller_error" if state.bad_input else "no_input"
         detail = f"{caller}: счёт не выбран из {len(state.candidates)}"
+    elif state.step == "second_fact":
+        detail = f"{caller}: номер квартиры или дома не подтверждён, попыток: {state.attempts}"
     else:
         detail = f"{caller}: лицевой счёт не найден, попыток: {state.attempts}"
-    actions: list[Action] = [RaiseFlag(reason, detail)]
+    return _end(state, ctx, [RaiseFlag(reason, detail)], reason, Say("identify_failed"))
+
+
+def _end(
+    state: CallState, ctx: Context, actions: list[Action], reason: FlagReason, say: Say
+) -> list[Action]:
+    """Say `say`, then an operator if one answers now, else the hours and goodbye."""
     if ctx.operator_reachable:
         state.outcome = reason
-        return actions + escalation.transfer(state, ctx, "end", [Say("identify_failed")])
+        return actions + escalation.transfer(state, ctx, "end", [say])
     state.step, state.outcome = "done", reason
-    actions.append(Say("identify_failed"))
+    actions.append(say)
     if ctx.policy.operator_number is not None:
         actions.append(hours_say(ctx.policy))
     return [*actions, Say("goodbye"), Hangup(), Finish(reason)]

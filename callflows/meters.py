@@ -180,6 +180,12 @@ def _pending(
             f"расход {verdict.consumption} с прошлого показания {verdict.previous}: "
             f"{verdict.monthly} в месяц при пределе {verdict.limit}"
         )
+    if state.by_number and pending.flag_reason is None:
+        # Found by account number and a second fact, not by caller ID: an operator looks.
+        pending.status, pending.flag_reason = "flagged", "unverified_caller"
+        pending.flag_detail = (
+            "счёт найден по номеру и номеру квартиры или дома, не по номеру телефона"
+        )
     if state.outside_window:
         first, last = ctx.policy.window_days
         late = f"передано {ctx.local:%d.%m.%Y} вне дней приёма {first}–{last}"

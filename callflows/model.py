@@ -29,6 +29,7 @@ FlagReason = Literal[
     "system_error",
     "rate_limited",
     "not_confirmed",
+    "unverified_caller",
 ]
 
 
@@ -47,6 +48,7 @@ FLAG_REASON_WORDS: dict[str, str] = {
     "system_error": "Сбой системы",
     "rate_limited": "Слишком много звонков",
     "not_confirmed": "Не подтверждено звонившим",
+    "unverified_caller": "Звонок не с номера счёта",
 }
 
 
@@ -114,6 +116,16 @@ class Directory(Protocol):
 
     def account_by_number(self, number: str, period: str) -> AccountInfo | None:
         """The account with this number, or None; meters as of `period`."""
+        ...
+
+    def reserve_guess(self, now: datetime) -> bool:
+        """Count an account-number attempt against the hourly limit of all callers together;
+        False when the hour is full. `release_guess` takes it back when the caller proves
+        the account."""
+        ...
+
+    def release_guess(self, now: datetime) -> None:
+        """An attempt that ended in a confirmed second fact: it no longer counts."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from callflows.model import AccountInfo, Gather, MeterInfo, Policy, Say
 from callflows.state import CallState
+from callflows.verify import second_fact
 
 KIND_WORDS = {"hot_water": "горячая вода", "cold_water": "холодная вода", "heat": "отопление"}
 # After a key, the next one must come within this many seconds, or the line acts on what it has:
@@ -236,6 +237,9 @@ def gather_for(
     if step == "account_number":
         key = "hint_account_number" if form == "hint" else "account_number"
         return _keyed([*preface, Say(key)])
+    fact = second_fact(state.candidates[0]) if step == "second_fact" else None
+    if fact is not None:
+        return _keyed([*preface, Say(fact.prompt)])
     if step == "summary":
         return Gather(
             tuple(preface + summary_prompts(state)), num_digits=1, timeout=SUMMARY_TIMEOUT

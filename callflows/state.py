@@ -52,6 +52,7 @@ STEPS = (
     "start",
     "choose_account",
     "account_number",
+    "second_fact",
     "value",
     "confirm",
     "transfer",
@@ -176,6 +177,10 @@ class CallState:
     told: list[str] = field(default_factory=list)  # full instructions heard (see TOLD)
     resume: str = ""  # during a transfer: where to go back to if no operator answers
     taken: list[Taken] = field(default_factory=list)  # readings stored, for the end summary
+    # The account was found by its number, not by caller ID: its readings go to review.
+    # Optional without a new format (read with a default): an old state lacking it was a
+    # call that no second-fact step ever bound, exactly what False means.
+    by_number: bool = False
 
     @property
     def finished(self) -> bool:
@@ -212,6 +217,7 @@ class CallState:
             "told": self.told,
             "resume": self.resume,
             "taken": [t.to_dict() for t in self.taken],
+            "by_number": self.by_number,
         }
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
@@ -247,6 +253,7 @@ class CallState:
             told=_told_of(data),
             resume=field_of(data, "resume", str),
             taken=[Taken.from_dict(t) for t in list_of(data, "taken")],
+            by_number=field_of(data, "by_number", bool) if "by_number" in data else False,
         )
         state.check()
         return state
@@ -261,6 +268,8 @@ class CallState:
             raise ValueError(f"state: transfer with unknown step to resume {self.resume!r}")
         if self.step == "choose_account" and not self.candidates:
             raise ValueError("state: choose_account step without accounts to choose from")
+        if self.step == "second_fact" and len(self.candidates) != 1:
+            raise ValueError("state: second_fact step without the account found")
 
 
 def _upgrade_1(data: dict[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,10 @@ class Settings:
     stream_port: int = 0
     stream_url: str = ""
     max_streams: int = 300  # accepted media streams per worker process (gate.py)
+    # Calls from withheld, empty or unparseable numbers, all together, per hour.
+    unknown_calls_per_hour: int = 20
+    # Account-number attempts not ending in a confirmed second fact, all callers, per hour.
+    account_guesses_per_hour: int = 30
 
     def policy(self, speech: bool = False) -> Policy:
         """The flow's view of these settings."""
@@ -305,6 +309,8 @@ def load_settings(env: Mapping[str, str] | None = None, instance_path: str = "."
         stream_port=_int(env, "METERLINE_STREAM_PORT", 0, 0, 65535),
         stream_url=_stream_url(env),
         max_streams=_int(env, "METERLINE_MAX_STREAMS", 300, 1, 10000),
+        unknown_calls_per_hour=_int(env, "METERLINE_UNKNOWN_CALLERS_PER_HOUR", 20, 1, 10000),
+        account_guesses_per_hour=_int(env, "METERLINE_ACCOUNT_GUESSES_PER_HOUR", 30, 1, 10000),
     )
 
 

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, or_, select, update
+from sqlalchemy import Connection, case, delete, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import Counter, UTCDateTime
 
+# A session, or the webhooks' hot-path connection (autocommit: each UPDATE commits alone,
+# and a single conditional UPDATE is what makes the count atomic).
+Db = Session | Connection
 
-def _ensure(session: Session, key: str, now: datetime) -> None:
-    dialect = session.get_bind().dialect.name
+
+def _ensure(session: Db, key: str, now: datetime) -> None:
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    dialect = bind.dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
         insert_fn(Counter)
@@ -44,10 +49,17 @@ def _bump(key: str, now: datetime, window: timedelta, limit: int | None) -> int 
     ).returning(Counter.count)
 
 
-def take(session: Session, key: str, now: datetime, window: timedelta, limit: int) -> bool:
+def take(session: Db, key: str, now: datetime, window: timedelta, limit: int) -> bool:
     """Count one hit on `key` if its window holds fewer than `limit`; whether it was counted."""
     _ensure(session, key, now)
     return session.execute(_bump(key, now, window, limit)).scalar_one_or_none() is not None  # type: ignore[call-overload]
+
+
+def give_back(session: Db, key: str) -> None:
+    """Uncount one hit of the current window (never below zero)."""
+    session.execute(
+        update(Counter).where(Counter.key == key, Counter.count > 0).values(count=Counter.count - 1)
+    )
 
 
 def used(session: Session, key: str, now: datetime, window: timedelta) -> int:

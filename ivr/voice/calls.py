@@ -36,8 +36,9 @@ from ivr.voice.directory import SqlDirectory
 from ivr.voice.effects import StepInfo, apply_effects, saved_report
 from ivr.voice.hot_path import AWAITING_STREAM, BadRequest, HotPath, StepConflict
 from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
+from storage import counters
 from storage.ledger import Db, period_of
-from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
+from storage.models import Call, CallEvent, CallReply, Flag
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class VoiceService:
 
     def directory(self, db: Db) -> SqlDirectory:
         """The flow's account look-ups on `db` (a Session or the hot path's Connection)."""
-        return SqlDirectory(db, self.settings.timezone, self.settings.window)
+        return SqlDirectory(
+            db, self.settings.timezone, self.settings.window, self.settings.account_guesses_per_hour
+        )
 
     def directory_period(self, moment: datetime) -> str:
         """The period readings handed in at `moment` count for (the ledger's rule)."""
@@ -116,11 +119,10 @@ class VoiceService:
                 looked = True
                 if call is not None:  # Twilio retried "a call comes in"
                     return self._replay(session, call, 0)
-                if caller and self._over_limit(session, caller, now):
-                    return self._refuse_rate_limited(session, sid, caller, now)
+                if not self.take_call_slot(session, caller, now):
+                    return self._refuse_rate_limited(session, sid, caller or "", now)
                 call = Call(call_sid=sid, caller=caller or "", started_at=now, input_modes="")
                 session.add(call)
-                session.add(RateLimitHit(caller=caller or "", at=now))
                 session.flush()
                 log.info("call %s from %s", sid, mask(caller))
                 if self.stream is not None:
@@ -261,14 +263,23 @@ class VoiceService:
             time.sleep(0.05)
         raise BadRequest(f"lost the race for step {seq} and found no reply")
 
-    def _over_limit(self, session: Session, caller: str, now: datetime) -> bool:
-        since = now - timedelta(hours=1)
-        count = session.scalar(
-            select(func.count())
-            .select_from(RateLimitHit)
-            .where(RateLimitHit.caller == caller, RateLimitHit.at >= since)
-        )
-        return (count or 0) >= self.settings.calls_per_hour
+    def take_call_slot(self, session: Db, caller: str | None, now: datetime) -> bool:
+        """Count the call against its caller's hourly limit; False if the hour is full.
+
+        Withheld, empty and unparseable numbers share one bucket: otherwise hiding the number
+        would be a way round the limit (and round the account-number limit behind it).
+        """
+        key, limit = self._call_bucket(caller)
+        return counters.take(session, key, now, timedelta(hours=1), limit)
+
+    def give_back_call_slot(self, session: Db, caller: str | None) -> None:
+        """Uncount a call that was never created (its step failed)."""
+        counters.give_back(session, self._call_bucket(caller)[0])
+
+    def _call_bucket(self, caller: str | None) -> tuple[str, int]:
+        if caller:
+            return f"calls:{caller}", self.settings.calls_per_hour
+        return "calls:unknown", self.settings.unknown_calls_per_hour
 
     def _refuse_rate_limited(self, session: Session, sid: str, caller: str, now: datetime) -> str:
         call = Call(call_sid=sid, caller=caller, started_at=now, outcome="rate_limited", seq=1)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, bindparam, select
 
 from callflows.model import AccountInfo
 from ivr.meter_info import meter_info
+from storage import counters
 from storage.ledger import Db, current_readings, period_of, rules_history
 from storage.models import Account, Meter, Phone
 
 KIND_ORDER = {"hot_water": 0, "cold_water": 1, "heat": 2}
+# Account-number attempts by every caller not bound to the account, together.
+GUESSES_KEY = "account-number-guesses"
+HOUR = timedelta(hours=1)
 
 _ACCOUNT_METERS = (
     select(
@@ -56,10 +60,14 @@ class MeterRow:
 class SqlDirectory:
     """Looks accounts up in the readings database, in the configured time zone and window."""
 
-    def __init__(self, db: Db, timezone: ZoneInfo, window: tuple[int, int]):
+    def __init__(
+        self, db: Db, timezone: ZoneInfo, window: tuple[int, int], guesses_per_hour: int = 30
+    ):
         self.db = db
+        self.guesses_per_hour = guesses_per_hour
         self.timezone = timezone
         self.window = window
+        self.guesses_per_hour = guesses_per_hour
 
     def period_of(self, moment: datetime) -> str:
         """The period readings handed in at `moment` count for (the ledger's rule)."""
@@ -73,6 +81,14 @@ class SqlDirectory:
         """The account with this number, or None."""
         found = self._infos(self.db.execute(BY_NUMBER, {"number": number}).all(), period)
         return found[0] if found else None
+
+    def reserve_guess(self, now: datetime) -> bool:
+        """Count an account-number attempt (atomic: counters.take, one conditional UPDATE)."""
+        return counters.take(self.db, GUESSES_KEY, now, HOUR, self.guesses_per_hour)
+
+    def release_guess(self, now: datetime) -> None:
+        """Give back the attempt of a caller who confirmed the second fact."""
+        counters.give_back(self.db, GUESSES_KEY)
 
     def _infos(self, rows: Sequence[Row], period: str) -> list[AccountInfo]:
         accounts: dict[int, tuple[Row, list[MeterRow]]] = {}

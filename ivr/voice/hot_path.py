@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -106,11 +107,26 @@ class HotPath:
     def _incoming(self, conn: Connection, sid: str, caller: str | None, now: datetime,
                   step_url: Callable[[int], str]) -> str | None:  # fmt: skip
         since = now - timedelta(hours=1)
-        call, hits = self.store.load_incoming(conn, sid, caller or "", since)
+        call, _hits = self.store.load_incoming(conn, sid, caller or "", since)
         if call is not None:  # Twilio retried "a call comes in"
             return self._replay(conn, call, 0)
-        if caller and hits >= self.service.settings.calls_per_hour:
+        # The hourly limit is the atomic counter's (storage/counters.py), not the count of
+        # rate_limit_hits read above: a count read, then a row inserted, let simultaneous
+        # calls through. Over the limit, the ORM path below answers the polite refusal.
+        if not self.service.take_call_slot(conn, caller, now):
             return None
+        try:
+            return self._greet(conn, sid, caller, now, step_url)
+        except Exception:
+            # The count committed on its own (autocommit): a call never created gives its
+            # place back, once the failed write's transaction (and its lock) is let go.
+            with suppress(Exception):
+                self.store.rollback(conn)
+                self.service.give_back_call_slot(conn, caller)
+            raise
+
+    def _greet(self, conn: Connection, sid: str, caller: str | None, now: datetime,
+               step_url: Callable[[int], str]) -> str:  # fmt: skip
         service = self.service
         event = CallStarted(caller, now)
         state, actions = advance(None, event, self._directory(conn), service.policy(sid))

@@ -125,7 +125,13 @@ def test_no_full_phone_number_reaches_the_logs_during_a_whole_call(
     garbled.start()
     garbled.twiml("/voice/step?seq=9", Digits="1")  # a step from nowhere
     garbled.twiml("/voice/step?seq=abc")
-    _fail_statements(frozen_app, monkeypatch, "UPDATE calls SET", "INSERT INTO rate_limit")
+    _fail_statements(
+        frozen_app,
+        monkeypatch,
+        "UPDATE calls SET",
+        "INSERT INTO rate_limit",
+        "INSERT INTO counters",
+    )
     assert garbled.twiml("/voice/step?seq=1", Digits="112").find("Hangup") is not None
     assert TwilioClient(client, TEST_TOKEN, caller=CALLER).start().find("Hangup") is not None
     monkeypatch.undo()

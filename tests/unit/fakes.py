@@ -45,6 +45,7 @@ class FakeDirectory:
     accounts: list[AccountInfo] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)
     periods: list[str] = field(default_factory=list)  # the period of every lookup
+    guesses_left: int = 1000  # account-number attempts left this hour, all callers
 
     def add(self, account: AccountInfo, *phones: str) -> AccountInfo:
         """Register an account, bound to these phones."""
@@ -68,6 +69,17 @@ class FakeDirectory:
         self.lookups.append(f"number:{number}")
         self.periods.append(period)
         return next((a for a in self.accounts if a.number == number), None)
+
+    def reserve_guess(self, now: datetime) -> bool:
+        """Take an attempt from the hourly limit, if one is left."""
+        if self.guesses_left <= 0:
+            return False
+        self.guesses_left -= 1
+        return True
+
+    def release_guess(self, now: datetime) -> None:
+        """Give an attempt back."""
+        self.guesses_left += 1
 
 
 def history(*values: str, last: datetime = NOW - timedelta(days=31)) -> tuple[PastReading, ...]:

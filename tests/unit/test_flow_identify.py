@@ -131,10 +131,12 @@ def test_it_asks_for_the_account_number_when_a_phone_has_too_many_accounts() -> 
     assert keys_said(actions)[-2:] == ["too_many_accounts", "account_number"]
 
 
-def test_it_finds_the_account_by_the_keyed_number(directory: FakeDirectory) -> None:
+def test_it_finds_the_account_by_the_keyed_number_and_its_flat(directory: FakeDirectory) -> None:
     call = Call(directory, caller=None)
     call.start()
-    actions = call.keys("123456789#")
+    asked = call.keys("123456789#")
+    assert keys_said(asked) == ["account_exists", "second_fact_flat"]
+    actions = call.keys("5#")
     assert only(actions, SetAccount) == [SetAccount(1)]
     assert param(actions, "account_found", "street") == "ул. Мира, д. 1"
     assert directory.lookups == ["number:123456789"]
