@@ -121,7 +121,7 @@ def test_an_unknown_caller_identifies_by_account_number_and_is_stored(
     two_meters: tuple[int, int],
     clean_db: Engine,
 ) -> None:
-    keys = answers_at(3.0, "1001001#", "113#", "1", "12#", "1")
+    keys = answers_at(3.0, "1001001#", "12#", "113#", "1", "12#", "1")  # 12: the flat number
     run = call(tmp_path, pbx, "+79110000000", keys)
     assert run.returncode == 0, f"{run.output}\n{run.errors}\n{agi.log()[-2000:]}"
     closed(clean_db)

@@ -15,7 +15,8 @@ from tests.support.twilio import TwilioClient, spoken_text
 from tests.webhooks.conftest import IN_WINDOW
 
 ACCOUNT = "1001001"  # address "г. Вологда, ул. Ленина, д. 5, кв. 12"
-DISCLOSED = ("Ленина", "Предыдущее показание")
+# The street, and any previous reading (which the line reads out where it says one).
+DISCLOSED = ("Ленина", "Предыдущее показание", "сто девять")
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_nothing_is_disclosed_before_the_flat_number_is_confirmed(line: Flask) -
     assert "не совпадает" in wrong and not any(word in wrong for word in DISCLOSED)
     call.answer(ACCOUNT)
     right = spoken_text(call.answer("12"))
-    assert all(word in right for word in DISCLOSED)
+    assert "Ленина" in right
 
 
 def test_readings_from_a_caller_found_by_account_number_go_to_review(line: Flask) -> None:
@@ -105,7 +106,7 @@ def test_a_bound_caller_hears_their_address_and_readings_and_is_not_flagged(
         add_meter(session, add_account(session, number=ACCOUNT), now=IN_WINDOW)
         session.commit()
     call = TwilioClient(frozen_app.test_client(), TEST_TOKEN)  # the account's own phone
-    assert "Предыдущее показание" in spoken_text(call.start())
+    assert "горячая вода" in spoken_text(call.start())
     call.answer("112")
     call.answer("1")
     with frozen_app.extensions["meterline"].sessions() as session:

@@ -95,16 +95,17 @@ def test_a_caller_who_hangs_up_before_confirming_is_a_dropped_call(agi_app: Flas
 
 
 def test_an_unknown_caller_identifies_by_account_number(agi_app: Flask) -> None:
-    caller = FakeCaller("1764000000.4", "+79110000000", ["1001001#", "115#", "1"])
+    caller = FakeCaller("1764000000.4", "+79110000000", ["1001001#", "12#", "115#", "1"])
     place(agi_app, caller)
     with _db(agi_app) as session:
         [reading] = session.scalars(select(Reading).where(Reading.source == "ivr"))
         assert str(reading.value) == "115"
+        assert reading.status == "flagged"  # after the flat number (12), but not bound
         assert session.scalars(select(Call)).one().account_id is not None
 
 
 def test_a_withheld_number_is_asked_for_the_account(agi_app: Flask) -> None:
-    caller = FakeCaller("1764000000.5", "unknown", ["1001001#", "115#", "1"])
+    caller = FakeCaller("1764000000.5", "unknown", ["1001001#", "12#", "115#", "1"])
     place(agi_app, caller)
     with _db(agi_app) as session:
         assert session.scalars(select(Call)).one().caller == ""
