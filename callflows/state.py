@@ -62,7 +62,7 @@ STEPS = (
 # Prompts whose full instruction the caller has heard once; later they hear the short form.
 TOLD = ("value", "confirm")
 # Where a call goes after a transfer nobody answered: back to a step, the next meter, or goodbye.
-RESUMES = ("value", "account_number", "choose_account", "next", "end")
+RESUMES = ("value", "account_number", "second_fact", "choose_account", "next", "end")
 FORMAT = 3
 
 
