@@ -122,6 +122,29 @@ class Stored:
     replaced: LedgerReading | None = None  # the accepted reading it replaced
     later: LedgerReading | None = None  # the later current reading that keeps counting
     superseded: tuple[int, ...] = ()  # pending flagged readings it superseded
+    # The period's current accepted reading before the store (what a flagged one would
+    # replace if accepted); `store` only.
+    was_current: LedgerReading | None = None
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    """What storing a reading does, decided from its period's open rows under the meter's
+    lock (`plan_store`): the SQL that carries it out is the Core version (`store`) or the
+    webhooks' prebuilt one (`plan_statements`); the rule is decided here only."""
+
+    replaced_by_id: int | None  # the new row's replaced_by_id as inserted
+    becomes_current: bool
+    swap_out: LedgerReading | None  # the current reading it takes the place of
+    superseded: tuple[int, ...]  # pending flagged readings it supersedes
+    later: LedgerReading | None  # a current reading taken after it, which keeps counting
+    was_current: LedgerReading | None
+
+    def stored(self, reading_id: int) -> Stored:
+        """What the store did, once the new row's id is known."""
+        return Stored(reading_id, current=self.becomes_current, replaced=self.swap_out,
+                      later=self.later, superseded=self.superseded,
+                      was_current=self.was_current)  # fmt: skip
 
 
 def period_of(moment: datetime, zone: tzinfo, window: tuple[int, int]) -> str:
@@ -273,28 +296,90 @@ def supersede_pending_of(db: Db, currents: list[tuple[int, int, str, datetime]])
             _set(db, row.id, replaced_by_id=found[0])
 
 
+def open_rows(db: Db, meter_id: int, period: str) -> list[LedgerReading]:
+    """The period's rows a store looks at: its current accepted reading and its pending
+    flagged ones (replaced by nothing). Read under the meter's lock."""
+    stmt = select(*_COLUMNS).where(
+        R.meter_id == meter_id, R.period == period, R.replaced_by_id.is_(None),
+        R.status.in_(("accepted", "flagged")),
+    ).order_by(R.id)  # fmt: skip
+    return [LedgerReading(*row) for row in db.execute(stmt)]
+
+
+def plan_store(new: NewReading, rows: list[LedgerReading]) -> StorePlan:
+    """The replace rule (see the module's contract), applied to the period's `open_rows`."""
+    current = next((r for r in rows if r.status == "accepted"), None)
+    later = current if current is not None and current.taken_at > new.taken_at else None
+    if new.status != "accepted" or later is not None:
+        # Nothing current changes: a flagged reading, or one taken before the current
+        # reading (kept as history, replaced by the later one).
+        replaced_by = later.id if later is not None else None
+        return StorePlan(replaced_by, False, None, (), later, current)
+    superseded = tuple(sorted(r.id for r in rows
+                              if r.status == "flagged" and r.taken_at <= new.taken_at))  # fmt: skip
+    # Over a current reading: inserted as replaced by it, then swapped in (`make_current`).
+    return StorePlan(current.id if current else None, True, current, superseded, None, current)
+
+
 def store(db: Db, new: NewReading) -> Stored | None:
     """Store a confirmed reading by the replace rule; None if its key was stored before."""
     lock_meters(db, [new.meter_id])
-    current = current_readings(db, [new.meter_id], new.period).get(new.meter_id)
-    later = current if current is not None and current.taken_at > new.taken_at else None
-    if new.status != "accepted" or later is not None or current is None:
-        # Nothing current changes: a flagged reading, the first of the period, or one taken
-        # before the current reading (kept as history, replaced by the later one).
-        reading_id = _insert(db, new, later.id if later else None)
-        if reading_id is None:
-            return None
-        if new.status != "accepted" or later is not None:
-            return Stored(reading_id, current=False, later=later)
-        superseded = _supersede_pending(db, reading_id, new.meter_id, new.period, new.taken_at)
-        return Stored(reading_id, current=True, superseded=superseded)
-    # Inserted as replaced by the current one, then swapped in: see _make_current.
-    reading_id = _insert(db, new, current.id)
+    plan = plan_store(new, open_rows(db, new.meter_id, new.period))
+    reading_id = _insert(db, new, plan.replaced_by_id)
     if reading_id is None:
         return None
-    make_current(db, reading_id, current)
-    superseded = _supersede_pending(db, reading_id, new.meter_id, new.period, new.taken_at)
-    return Stored(reading_id, current=True, replaced=current, superseded=superseded)
+    if plan.swap_out is not None:
+        make_current(db, reading_id, plan.swap_out)
+    if plan.superseded:
+        db.execute(update(READINGS).where(R.id.in_(plan.superseded))
+                   .values(replaced_by_id=reading_id))  # fmt: skip
+    return plan.stored(reading_id)
+
+
+# --- the same store as prebuilt SQL, for the webhooks' hot path (storage/steps.py) ---
+# Text on the driver's cursor rather than Core: building the statements above costs a
+# webhook more CPU than the rest of its step. The rule is `plan_store`'s either way.
+
+READING_COLUMNS = ("id", "meter_id", "value", "taken_at", "period", "status", "source",
+                   "replaced_by_id")  # fmt: skip
+INSERT_COLUMNS = ("id", "meter_id", "value", "taken_at", "period", "source", "status",
+                  "call_id", "idempotency_key", "replaced_by_id", "input_mode", "transcript",
+                  "confidence", "audio_file", "created_at")  # fmt: skip
+
+
+def open_rows_sql(mark: str) -> str:
+    """`open_rows` as text (parameters: meter id, period)."""
+    return (f"SELECT {', '.join(READING_COLUMNS)} FROM readings WHERE meter_id = {mark} AND "
+            f"period = {mark} AND replaced_by_id IS NULL AND status IN ('accepted', 'flagged') "
+            "ORDER BY id")  # fmt: skip
+
+
+def plan_statements(
+    new: NewReading, reading_id: int, plan: StorePlan, mark: str, convert: Any
+) -> list[tuple[str, list[Any]]]:
+    """The statements that carry out `plan` for `new` as row `reading_id` (an id taken
+    under the lock, so the row's id is known before it is inserted). A plain INSERT: a
+    used idempotency key fails the transaction, and the caller stores the step again the
+    Core way (`store`), which answers None. `convert` turns a value into the driver's."""
+    m = mark
+    values = [reading_id, new.meter_id, new.value, new.taken_at, new.period, new.source,
+              new.status, new.call_id, new.idempotency_key, plan.replaced_by_id,
+              new.input_mode, new.transcript, new.confidence, new.audio_file,
+              new.created_at or utcnow()]  # fmt: skip
+    marks = ", ".join([m] * len(INSERT_COLUMNS))
+    out: list[tuple[str, list[Any]]] = [
+        (f"INSERT INTO readings ({', '.join(INSERT_COLUMNS)}) VALUES ({marks})",
+         [convert(v) for v in values])
+    ]  # fmt: skip
+    if plan.swap_out is not None:  # make_current: the old one steps aside first
+        out.append((f"UPDATE readings SET replaced_by_id = {m} WHERE id = {m}",
+                    [reading_id, plan.swap_out.id]))  # fmt: skip
+        out.append((f"UPDATE readings SET replaced_by_id = NULL WHERE id = {m}", [reading_id]))
+    if plan.superseded:
+        ids = ", ".join([m] * len(plan.superseded))
+        out.append((f"UPDATE readings SET replaced_by_id = {m} WHERE id IN ({ids})",
+                    [reading_id, *plan.superseded]))  # fmt: skip
+    return out
 
 
 def accept(db: Db, reading_id: int) -> Stored:

@@ -24,21 +24,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from storage import ledger
+from storage.ledger import LedgerReading
+
 CALL_COLUMNS = ("id", "call_sid", "caller", "account_id", "state", "seq", "outcome", "input_modes")
 EVENT_COLUMNS = ("call_id", "at", "seq", "kind", "text", "meter_id", "confidence", "audio_file")
 FLAG_COLUMNS = ("call_id", "reason", "detail", "meter_id", "account_id", "reading_id", "status",
                 "created_at", "note")  # fmt: skip
-# Casts for PostgreSQL's VALUES lists, whose parameters would otherwise arrive as text.
-_PG_TYPES = {"call_id": "int", "at": "timestamptz", "seq": "int", "kind": "varchar",
-             "text": "text", "meter_id": "int", "confidence": "float8", "audio_file": "varchar",
-             "reason": "varchar", "detail": "text", "account_id": "int", "reading_id": "int",
-             "status": "varchar", "created_at": "timestamptz", "note": "text"}  # fmt: skip
 CHANGEABLE = ("account_id", "outcome", "input_modes", "ended_at")
 
 
@@ -202,28 +201,72 @@ class StepStore:
         self.rollback(conn)
         return False
 
-    def finish(self, conn: Connection, step: StepWrite, reply: bool = True) -> None:
-        """Insert the step's rows and commit (PostgreSQL: in one round trip)."""
-        self._run(conn, [*self._rows(step, reply), ("COMMIT", [])])
+    def claim_reading(
+        self, conn: Connection, head: Head, step: StepWrite, meter_id: int, period: str
+    ) -> tuple[int, list[LedgerReading]] | None:
+        """Open the transaction, claim the step with `head`, take the meter's ledger lock and
+        read what a store looks at (`ledger.open_rows`), with an id for the new reading;
+        None (rolled back) if the claim took nothing. PostgreSQL: one round trip, a pipeline
+        (each statement after the lock sees what its holders committed: a new snapshot per
+        statement); SQLite: BEGIN IMMEDIATE is the lock, and the next id is max + 1."""
+        m = self.mark
+        if self.pg:
+            lock = ("SELECT nextval(pg_get_serial_sequence('readings', 'id')) FROM meters "
+                    "WHERE id = %s FOR NO KEY UPDATE", [meter_id])  # fmt: skip
+        else:
+            lock = ("SELECT coalesce(max(id), 0) + 1 FROM readings", [])
+        statements = [("BEGIN" if self.pg else "BEGIN IMMEDIATE", []), (head.sql, head.params),
+                      lock, (ledger.open_rows_sql(m), [meter_id, period])]  # fmt: skip
+        claim, ids, rows = self._run(conn, statements, results=(1, 2, 3))
+        if claim.rowcount != 1:
+            self.rollback(conn)
+            return None
+        reading_id = ids.fetchone()[0]
+        return int(reading_id), [self._ledger_row(row) for row in rows.fetchall()]
+
+    def reading_statements(
+        self, new: ledger.NewReading, reading_id: int, plan: ledger.StorePlan
+    ) -> list[tuple[str, list[Any]]]:
+        """The ledger's statements for `plan`, in this driver's terms (for `finish`)."""
+        return ledger.plan_statements(new, reading_id, plan, self.mark, self._bind)
+
+    def finish(self, conn: Connection, step: StepWrite, reply: bool = True,
+               before: Sequence[tuple[str, list[Any]]] = ()) -> None:  # fmt: skip
+        """Run `before` (the ledger's writes), insert the step's rows and commit
+        (PostgreSQL: in one round trip)."""
+        self._run(conn, [*before, *self._rows(step, reply), ("COMMIT", [])])
 
     def rollback(self, conn: Connection) -> None:
         """Give the open transaction up."""
         _raw(conn).rollback()
 
-    def _run(self, conn: Connection, statements: list[tuple[str, list[Any]]]) -> Any:
-        """Execute in order on the driver's cursor; the cursor of the last one. On
-        PostgreSQL several go as one pipeline (one round trip). Driver errors come out as
-        SQLAlchemy's, marked `connection_invalidated` when the connection died."""
+    def _run(self, conn: Connection, statements: list[tuple[str, list[Any]]],
+             results: tuple[int, ...] = ()) -> Any:  # fmt: skip
+        """Execute in order on the driver's cursor; the cursor of the last one, or (with
+        `results`) a cursor each for those statements. On PostgreSQL several go as one
+        pipeline (one round trip). Driver errors come out as SQLAlchemy's, marked
+        `connection_invalidated` when the connection died."""
         raw = _raw(conn)
         cursor = raw.cursor()
+        kept = []
         try:
             if self.pg and len(statements) > 1:
                 with raw.pipeline():
-                    for sql, params in statements:
+                    for n, (sql, params) in enumerate(statements):
+                        if n in results:  # a pipelined cursor keeps only its last result
+                            cursor = raw.cursor()
+                            kept.append(cursor)
                         cursor.execute(sql, params)
             else:
-                for sql, params in statements:
+                for n, (sql, params) in enumerate(statements):
+                    if n in results:
+                        # sqlite3's fetch reads on: each result needs its own cursor, fetched
+                        # before the next statement runs on it.
+                        cursor = raw.cursor()
+                        kept.append(cursor)
                     cursor.execute(sql, params)
+                    if n in results and not self.pg:
+                        kept[-1] = _Fetched(cursor)
         except self.dbapi_error as exc:
             dead = bool(self.pg and (raw.closed or raw.broken))
             if dead:
@@ -231,7 +274,23 @@ class StepStore:
             raise DBAPIError.instance(
                 statements[-1][0], None, exc, self.dbapi_error, connection_invalidated=dead
             ) from exc
-        return cursor
+        return kept if results else cursor
+
+    def _ledger_row(self, row: Sequence[Any]) -> LedgerReading:
+        """A `readings` row as the ledger reads it (what ExactDecimal and UTCDateTime do)."""
+        rid, meter_id, value, taken_at, period, status, source, replaced_by_id = row
+        if isinstance(taken_at, str):
+            taken_at = datetime.fromisoformat(taken_at)
+        taken_at = taken_at.replace(tzinfo=UTC) if taken_at.tzinfo is None else taken_at
+        return LedgerReading(rid, meter_id, Decimal(str(value)).normalize() + Decimal(0),
+                             taken_at.astimezone(UTC), period, status, source,
+                             replaced_by_id)  # fmt: skip
+
+    def _bind(self, value: Any) -> Any:
+        """A value as the driver takes it for our columns (ExactDecimal on SQLite is text)."""
+        if isinstance(value, Decimal) and not self.pg:
+            return format(value.normalize(), "f")
+        return self._value(value)
 
     # --- statements ---
 
@@ -253,6 +312,14 @@ class StepStore:
         if reply:
             out.append((f"INSERT INTO call_replies (call_id, seq, twiml) VALUES ({m}, {m}, {m})",
                         [step.call_id, step.seq, step.reply]))  # fmt: skip
+        if self.pg:  # arrays: one statement text whatever the number of rows
+            if step.events:
+                out.append((_pg_rows_sql("call_events"), [step.call_id, step.at, step.seq,
+                                                          *self._event_arrays(step)]))  # fmt: skip
+            if step.flags:
+                out.append((_pg_rows_sql("flags"), [step.call_id, step.at,
+                                                    *self._flag_arrays(step)]))  # fmt: skip
+            return out
         if step.events:
             out.append((_insert_sql(m, "call_events", EVENT_COLUMNS, len(step.events)),
                         self._event_params(step)))  # fmt: skip
@@ -261,15 +328,26 @@ class StepStore:
                         self._flag_params(step)))  # fmt: skip
         return out
 
+    @staticmethod
+    def _event_arrays(step: StepWrite) -> list[list[Any]]:
+        events = step.events
+        return [[e.kind for e in events], [e.text for e in events],
+                [e.meter_id for e in events], [e.confidence for e in events],
+                [e.audio_file for e in events]]  # fmt: skip
+
+    @staticmethod
+    def _flag_arrays(step: StepWrite) -> list[list[Any]]:
+        flags = step.flags
+        return [[f.reason for f in flags], [f.detail for f in flags],
+                [f.meter_id for f in flags], [f.account_id for f in flags],
+                [f.reading_id for f in flags]]  # fmt: skip
+
     def _pg_cte(self, head: Head, step: StepWrite, reply: bool) -> tuple[str, list[Any]]:
-        sql = _pg_cte_sql(head.sql, head.inserts_call, reply, len(step.events), len(step.flags))
+        sql = _pg_cte_sql(head.sql, head.inserts_call, reply)
         params = [step.at, *head.params]
         if reply:
             params += [step.seq, step.reply]
-        params += [p for e in step.events for p in (step.seq, e.kind, e.text, e.meter_id,
-                                                    e.confidence, e.audio_file)]  # fmt: skip
-        params += [p for f in step.flags for p in (f.reason, f.detail, f.meter_id, f.account_id,
-                                                   f.reading_id)]  # fmt: skip
+        params += [step.seq, *self._event_arrays(step), *self._flag_arrays(step)]
         return sql, params
 
     def _value(self, value: Any) -> Any:
@@ -281,6 +359,20 @@ class StepStore:
 def sqlite_timestamp(moment: datetime) -> str:
     """A UTC moment as SQLAlchemy's DateTime stores it on SQLite (what `UTCDateTime` reads)."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class _Fetched:
+    """A SQLite result read at once (its cursor runs the next statement)."""
+
+    def __init__(self, cursor: Any):
+        self.rowcount = cursor.rowcount
+        self._rows = cursor.fetchall()
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
 
 
 def _raw(conn: Connection) -> Any:
@@ -304,35 +396,52 @@ def _insert_sql(mark: str, table: str, columns: Sequence[str], rows: int) -> str
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
+# PostgreSQL takes a step's timeline rows and flags as arrays, one per column, unnested in
+# order: the statement's text is the same whatever the number of rows, so psycopg converts it
+# once and the server keeps it prepared (a VALUES list per row count was a new statement for
+# each, and over psycopg's 50 parameters not even cached on our side).
+_EVENT_UNNEST = (
+    "unnest(%s::varchar[], %s::text[], %s::int[], %s::float8[], %s::varchar[]) "
+    "WITH ORDINALITY AS v(kind, text, meter_id, confidence, audio_file, n)"
+)
+_FLAG_UNNEST = (
+    "unnest(%s::varchar[], %s::text[], %s::int[], %s::int[], %s::int[]) "
+    "WITH ORDINALITY AS v(reason, detail, meter_id, account_id, reading_id, n)"
+)
+_EVENT_VALUES = "v.kind, v.text, v.meter_id, v.confidence, v.audio_file"
+_FLAG_VALUES = "v.reason, v.detail, v.meter_id, v.account_id, v.reading_id, 'open'"
+
+
 @cache
-def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: int) -> str:
+def _pg_rows_sql(table: str) -> str:
+    """A step's timeline rows (parameters: call id, moment, seq, the arrays) or flags (call
+    id, moment, the arrays), inserted in order."""
+    if table == "call_events":
+        return (f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) SELECT %s, %s, %s, "
+                f"{_EVENT_VALUES} FROM {_EVENT_UNNEST} ORDER BY v.n")  # fmt: skip
+    return (f"INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) SELECT %s, {_FLAG_VALUES}, %s, '' "
+            f"FROM {_FLAG_UNNEST} ORDER BY v.n")  # fmt: skip
+
+
+@cache
+def _pg_cte_sql(head: str, inserts_call: bool, reply: bool) -> str:
     """The whole write as one statement: nothing is inserted unless the head claimed the
-    call. The first parameter is the step's moment (every row's timestamp)."""
+    call. The first parameter is the step's moment (every row's timestamp); the timeline's
+    and the flags' arrays may be empty."""
     if not inserts_call:  # the new call's INSERT brings its RETURNING and closes itself
         head += " RETURNING id)"
     parts = [f"WITH moment AS (SELECT %s::timestamptz AS at), claimed AS ({head}"]
     if reply:
         parts.append("reply AS (INSERT INTO call_replies (call_id, seq, twiml) "
                      "SELECT id, %s, %s FROM claimed)")  # fmt: skip
-    if events:
-        cols = ("seq", "kind", "text", "meter_id", "confidence", "audio_file")
-        values = _pg_values(cols, events)
-        parts.append(
-            f"events AS (INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
-            f"SELECT claimed.id, moment.at, {', '.join('v.' + c for c in cols)} "
-            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(cols)}) ORDER BY v.n)"
-        )
-    if flags:
-        flag_cols = ("reason", "detail", "meter_id", "account_id", "reading_id")
-        values = _pg_values(flag_cols, flags)
-        parts.append(
-            f"flags AS (INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) "
-            f"SELECT claimed.id, {', '.join('v.' + c for c in flag_cols)}, 'open', moment.at, '' "
-            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(flag_cols)}) ORDER BY v.n)"
-        )
+    parts.append(
+        f"events AS (INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
+        f"SELECT claimed.id, moment.at, %s::int, {_EVENT_VALUES} "
+        f"FROM claimed, moment, {_EVENT_UNNEST} ORDER BY v.n)"
+    )
+    parts.append(
+        f"flags AS (INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) "
+        f"SELECT claimed.id, {_FLAG_VALUES}, moment.at, '' "
+        f"FROM claimed, moment, {_FLAG_UNNEST} ORDER BY v.n)"
+    )
     return ", ".join(parts) + " SELECT count(*) FROM claimed"
-
-
-def _pg_values(columns: Sequence[str], rows: int) -> str:
-    row = ", ".join(f"%s::{_PG_TYPES[c]}" for c in columns)
-    return ", ".join(f"({n}, {row})" for n in range(rows))

@@ -72,25 +72,28 @@ def collect_effects(
     now: datetime,
     actions: list[Action],
     rows_later: bool = False,
+    stored: ledger.Stored | None = None,
 ) -> Effects:
     """Store the actions' readings through the ledger on `db` (only needed when they store
     one); return the rest for the caller to write in the same transaction. `rows_later`: the
     caller writes nothing that names a meter before the ledger's statements (the hot path
-    buffers its rows), so one reading's store may take its meter's lock itself."""
+    buffers its rows), so one reading's store may take its meter's lock itself. `stored`:
+    the one reading was stored already (the hot path's prebuilt store): what it did."""
     effects = Effects(changes=call_changes(actions))
     account_id = call.account_id
     readings = [a for a in actions if isinstance(a, StoreReading)]
-    if readings:
+    if readings and stored is None:
         assert db is not None, "storing a reading needs the step's transaction"
-    if len(readings) > 1 or (readings and not rows_later):
+    if stored is not None:
+        assert len(readings) == 1, "a prebuilt store is of one reading"
+    elif len(readings) > 1 or (readings and not rows_later):
         # The ledger's lock order: the meters a step stores for are locked, in id order,
         # before any row that names them (timeline notes, flags) is written; see
         # storage/ledger.py.
         ledger.lock_meters(db, (a.meter_id for a in readings))  # type: ignore[arg-type]
     for action in actions:
         if isinstance(action, StoreReading):
-            assert db is not None
-            _store(db, call, account_id, period, now, action, effects)
+            _store(db, call, account_id, period, now, action, effects, stored)
         elif isinstance(action, RaiseFlag):
             effects.flags.append(FlagRow(action.reason, action.detail, action.meter_id, account_id))
         elif isinstance(action, Note):
@@ -114,17 +117,9 @@ def apply_effects(session: Session, info: StepInfo, actions: list[Action]) -> No
         session.add(Flag(call_id=call.id, **asdict(flag)))
 
 
-def _store(
-    db: Db,
-    call: CallRef,
-    account_id: int | None,
-    period: str,
-    now: datetime,
-    action: StoreReading,
-    effects: Effects,
-) -> None:
-    key = f"ivr:{call.call_sid}:{action.key}"
-    new = NewReading(
+def new_reading(call: CallRef, period: str, now: datetime, action: StoreReading) -> NewReading:
+    """The ledger's reading for a StoreReading action of this call's step."""
+    return NewReading(
         meter_id=action.meter_id,
         value=action.value,
         taken_at=now,
@@ -132,21 +127,33 @@ def _store(
         source="ivr",
         status=action.status,
         call_id=call.id,
-        idempotency_key=key,
+        idempotency_key=f"ivr:{call.call_sid}:{action.key}",
         input_mode=action.input_mode,
         transcript=action.transcript,
         confidence=action.confidence,
         audio_file=action.audio,
     )
-    # A flagged value replaces nothing until an operator accepts it; what it would replace
-    # then is the period's current accepted reading now (another call may have stored one
-    # since this call's snapshot was taken). Only a flag's detail names it.
-    current = {}
-    if action.status == "flagged":
-        current = ledger.current_readings(db, [action.meter_id], period)
-    stored = ledger.store(db, new)
+
+
+def _store(
+    db: Db | None,
+    call: CallRef,
+    account_id: int | None,
+    period: str,
+    now: datetime,
+    action: StoreReading,
+    effects: Effects,
+    stored: ledger.Stored | None = None,
+) -> None:
+    """Store the action's reading (or take `stored`, what the hot path's prebuilt store
+    did), and add its timeline row and flag."""
+    new = new_reading(call, period, now, action)
     if stored is None:
-        existing = ledger.reading_by_key(db, key)
+        assert db is not None
+        stored = ledger.store(db, new)
+    if stored is None:
+        assert db is not None
+        existing = ledger.reading_by_key(db, new.idempotency_key or "")
         text = f"показание уже сохранено ранее (№{existing.id if existing else '?'})"
         effects.events.append(EventRow("decision", text))
         return
@@ -156,10 +163,13 @@ def _store(
                  action.confidence, action.audio)
     )  # fmt: skip
     if action.status == "flagged":
+        # A flagged value replaces nothing until an operator accepts it; what it would
+        # replace then is the period's current accepted reading at the store (another call
+        # may have stored one since this call's snapshot was taken). Only a flag's detail
+        # names it.
         detail = action.flag_detail
-        if action.meter_id in current:
-            replaced = current[action.meter_id]
-            value = format(replaced.value, "f")
+        if stored.was_current is not None:
+            value = format(stored.was_current.value, "f")
             detail = f"{detail} (заменит показание {value}, уже сданное за этот период)".strip()
         effects.flags.append(
             FlagRow(action.flag_reason or "anomalous", detail, action.meter_id, account_id,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,12 +17,15 @@ from sqlalchemy.exc import OperationalError
 from ivr.voice import effects
 from storage.ledger import store as real_store
 from storage.models import Account, Call, Flag, Reading
+from storage.steps import StepStore
 from tests.browser.seed import operator
 from tests.conftest import TEST_TOKEN
 from tests.support.data import add_account, add_meter
 from tests.support.twilio import TwilioClient, spoken_text
 from tests.webhooks.conftest import IN_WINDOW
 from tests.webhooks.test_operator_access import sign_in, token
+
+real_run = StepStore._run
 
 STATES = Path(__file__).parents[1] / "unit" / "states"
 
@@ -185,8 +187,11 @@ class Deadlock(Exception):
     sqlstate = "40P01"
 
 
-def _failing_store(times: int, error: Exception) -> Callable[..., object]:
-    """ledger.store, failing its first `times` calls with `error` (a fault at the edge)."""
+def _failing_store(monkeypatch: pytest.MonkeyPatch, times: int, error: Exception) -> dict[str, int]:
+    """The reading's store failing its first `times` attempts with `error` (a fault at the
+    driver's edge), whichever way the step stores it: the webhooks' prebuilt statements
+    (storage.steps.StepStore._run, when they insert into readings) or the Core ledger
+    (ledger.store). Returns the count of failed attempts."""
     calls = {"n": 0}
 
     def store(db: object, new: object) -> object:
@@ -195,14 +200,25 @@ def _failing_store(times: int, error: Exception) -> Callable[..., object]:
             raise OperationalError("INSERT INTO readings …", {}, error)
         return real_store(db, new)  # type: ignore[arg-type]
 
-    return store
+    def run(self: StepStore, conn: object, statements: list[tuple[str, list[object]]],
+            results: tuple[int, ...] = ()) -> object:  # fmt: skip
+        if any(sql.startswith("INSERT INTO readings") for sql, _ in statements):
+            calls["n"] += 1
+            if calls["n"] <= times:
+                raise OperationalError("INSERT INTO readings …", {}, error)
+        return real_run(self, conn, statements, results)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(effects.ledger, "store", store)
+    monkeypatch.setattr(StepStore, "_run", run)
+    return calls
 
 
 def test_case_3_a_deadlock_while_storing_is_retried_unheard_by_the_caller(
     app: Flask, clock: Clock, meter_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(effects.ledger, "store", _failing_store(2, Deadlock("deadlock detected")))
+    failed = _failing_store(monkeypatch, 2, Deadlock("deadlock detected"))
     said = call(app, "112", "1")
+    assert failed["n"] == 3  # two attempts failed, the third stored
     assert "Принято." in said[-1] and "Извините" not in said[-1]
     [stored] = ivr_readings(app)
     assert str(stored.value) == "112"
@@ -222,7 +238,7 @@ def test_case_3_when_a_store_fails_the_apology_says_what_was_saved_and_what_was_
     twilio.answer("112")
     twilio.answer("1")  # the first meter is stored
     twilio.answer("120")
-    monkeypatch.setattr(effects.ledger, "store", _failing_store(99, OSError("disk full")))
+    _failing_store(monkeypatch, 99, OSError("disk full"))
     said = spoken_text(twilio.answer("1"))
     assert "Извините, произошла техническая ошибка." in said
     assert "Сохранено показаний за этот звонок: одно." in said
