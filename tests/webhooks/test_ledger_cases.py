@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from ivr.voice import effects
 from storage.ledger import store as real_store
-from storage.models import Account, Call, Flag, Reading
+from storage.models import Account, Call, CallEvent, Flag, Reading
 from storage.steps import StepStore
 from tests.browser.seed import operator
 from tests.conftest import TEST_TOKEN
@@ -245,3 +245,28 @@ def test_case_3_when_a_store_fails_the_apology_says_what_was_saved_and_what_was_
     assert "Показание сто двадцать не сохранено." in said
     assert "подтверждённые показания сохранены" not in said
     assert [str(r.value) for r in ivr_readings(app)] == ["112"]
+
+
+def test_a_used_idempotency_key_stores_nothing_and_the_step_still_answers(
+    app: Flask, clock: Clock, meter_id: int
+) -> None:
+    """The webhooks' prebuilt store inserts without ON CONFLICT: when the reading's key is
+    used already, its transaction fails and the step is stored again the Core way, which
+    stores nothing and notes why, and the caller hears the step go on, not an apology."""
+    twilio = TwilioClient(app.test_client(), TEST_TOKEN)
+    twilio.start()
+    twilio.answer("112")
+    with app.extensions["meterline"].sessions() as session:  # the key, used by another path
+        session.add(Reading(
+            meter_id=meter_id, value=112, taken_at=IN_WINDOW, period=IN_WINDOW.strftime("%Y-%m"),
+            source="ivr", status="flagged", idempotency_key=f"ivr:{twilio.call_sid}:m{meter_id}",
+        ))  # fmt: skip
+        session.commit()
+    said = spoken_text(twilio.answer("1"))
+    assert "Извините" not in said and "Принято" in said
+    assert len(ivr_readings(app)) == 1
+    with app.extensions["meterline"].sessions() as session:
+        notes = list(session.scalars(select(CallEvent.text).where(CallEvent.kind == "decision")))
+        calls = list(session.scalars(select(Call.seq)))
+    assert any(note.startswith("показание уже сохранено ранее") for note in notes)
+    assert calls == [3]  # the step was claimed once, by the Core retry
