@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from urllib.parse import urlencode
 
-STORED = "Показание принято".encode()
+STORED = "Принято.".encode()  # said after each confirmed reading
+# The end of the call: the summary, then the goodbye (the caller hangs up on it).
+GOODBYE = "до свидания".encode()
 APOLOGY = "техническая ошибка".encode()
 TO = "+78172597904"
 
@@ -100,7 +102,7 @@ def call_script(public_url: str, host: str, token: str, caller: str, meters: int
                           f"seq={seq + 1}".encode()))  # fmt: skip
         last = n == meters - 1
         hooks.append(hook(f"/voice/step?seq={seq + 1}", {**gathered, "Digits": "1"},
-                          b"<Hangup" if last else f"seq={seq + 2}".encode()))  # fmt: skip
+                          GOODBYE if last else f"seq={seq + 2}".encode()))  # fmt: skip
     status = {"CallStatus": "completed", "CallDuration": "60"}
     hooks.append(hook("/voice/status", status, b""))
     return hooks

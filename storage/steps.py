@@ -38,6 +38,11 @@ CALL_COLUMNS = ("id", "call_sid", "caller", "account_id", "state", "seq", "outco
 EVENT_COLUMNS = ("call_id", "at", "seq", "kind", "text", "meter_id", "confidence", "audio_file")
 FLAG_COLUMNS = ("call_id", "reason", "detail", "meter_id", "account_id", "reading_id", "status",
                 "created_at", "note")  # fmt: skip
+# Casts for PostgreSQL's VALUES lists, whose parameters would otherwise arrive as text.
+_PG_TYPES = {"call_id": "int", "at": "timestamptz", "seq": "int", "kind": "varchar",
+             "text": "text", "meter_id": "int", "confidence": "float8", "audio_file": "varchar",
+             "reason": "varchar", "detail": "text", "account_id": "int", "reading_id": "int",
+             "status": "varchar", "created_at": "timestamptz", "note": "text"}  # fmt: skip
 CHANGEABLE = ("account_id", "outcome", "input_modes", "ended_at")
 
 
@@ -312,13 +317,14 @@ class StepStore:
         if reply:
             out.append((f"INSERT INTO call_replies (call_id, seq, twiml) VALUES ({m}, {m}, {m})",
                         [step.call_id, step.seq, step.reply]))  # fmt: skip
-        if self.pg:  # arrays: one statement text whatever the number of rows
+        if self.pg:  # the call, moment and step once, not per row: fewer parameters
             if step.events:
-                out.append((_pg_rows_sql("call_events"), [step.call_id, step.at, step.seq,
-                                                          *self._event_arrays(step)]))  # fmt: skip
+                head = [step.call_id, step.at, step.seq]
+                out.append((_pg_rows_sql("call_events", len(step.events)),
+                            head + self._pg_event_params(step)))  # fmt: skip
             if step.flags:
-                out.append((_pg_rows_sql("flags"), [step.call_id, step.at,
-                                                    *self._flag_arrays(step)]))  # fmt: skip
+                out.append((_pg_rows_sql("flags", len(step.flags)),
+                            [step.call_id, step.at, *self._pg_flag_params(step)]))  # fmt: skip
             return out
         if step.events:
             out.append((_insert_sql(m, "call_events", EVENT_COLUMNS, len(step.events)),
@@ -328,27 +334,24 @@ class StepStore:
                         self._flag_params(step)))  # fmt: skip
         return out
 
-    @staticmethod
-    def _event_arrays(step: StepWrite) -> list[list[Any]]:
-        events = step.events
-        return [[e.kind for e in events], [e.text for e in events],
-                [e.meter_id for e in events], [e.confidence for e in events],
-                [e.audio_file for e in events]]  # fmt: skip
-
-    @staticmethod
-    def _flag_arrays(step: StepWrite) -> list[list[Any]]:
-        flags = step.flags
-        return [[f.reason for f in flags], [f.detail for f in flags],
-                [f.meter_id for f in flags], [f.account_id for f in flags],
-                [f.reading_id for f in flags]]  # fmt: skip
-
     def _pg_cte(self, head: Head, step: StepWrite, reply: bool) -> tuple[str, list[Any]]:
-        sql = _pg_cte_sql(head.sql, head.inserts_call, reply)
+        sql = _pg_cte_sql(head.sql, head.inserts_call, reply, len(step.events), len(step.flags))
         params = [step.at, *head.params]
         if reply:
             params += [step.seq, step.reply]
-        params += [step.seq, *self._event_arrays(step), *self._flag_arrays(step)]
-        return sql, params
+        params += [p for e in step.events for p in (step.seq, e.kind, e.text, e.meter_id,
+                                                    e.confidence, e.audio_file)]  # fmt: skip
+        return sql, params + self._pg_flag_params(step)
+
+    @staticmethod
+    def _pg_event_params(step: StepWrite) -> list[Any]:
+        return [p for e in step.events
+                for p in (e.kind, e.text, e.meter_id, e.confidence, e.audio_file)]  # fmt: skip
+
+    @staticmethod
+    def _pg_flag_params(step: StepWrite) -> list[Any]:
+        return [p for f in step.flags
+                for p in (f.reason, f.detail, f.meter_id, f.account_id, f.reading_id)]  # fmt: skip
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, datetime) and not self.pg:
@@ -396,52 +399,53 @@ def _insert_sql(mark: str, table: str, columns: Sequence[str], rows: int) -> str
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
-# PostgreSQL takes a step's timeline rows and flags as arrays, one per column, unnested in
-# order: the statement's text is the same whatever the number of rows, so psycopg converts it
-# once and the server keeps it prepared (a VALUES list per row count was a new statement for
-# each, and over psycopg's 50 parameters not even cached on our side).
-_EVENT_UNNEST = (
-    "unnest(%s::varchar[], %s::text[], %s::int[], %s::float8[], %s::varchar[]) "
-    "WITH ORDINALITY AS v(kind, text, meter_id, confidence, audio_file, n)"
-)
-_FLAG_UNNEST = (
-    "unnest(%s::varchar[], %s::text[], %s::int[], %s::int[], %s::int[]) "
-    "WITH ORDINALITY AS v(reason, detail, meter_id, account_id, reading_id, n)"
-)
-_EVENT_VALUES = "v.kind, v.text, v.meter_id, v.confidence, v.audio_file"
-_FLAG_VALUES = "v.reason, v.detail, v.meter_id, v.account_id, v.reading_id, 'open'"
-
-
 @cache
-def _pg_rows_sql(table: str) -> str:
-    """A step's timeline rows (parameters: call id, moment, seq, the arrays) or flags (call
-    id, moment, the arrays), inserted in order."""
-    if table == "call_events":
-        return (f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) SELECT %s, %s, %s, "
-                f"{_EVENT_VALUES} FROM {_EVENT_UNNEST} ORDER BY v.n")  # fmt: skip
-    return (f"INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) SELECT %s, {_FLAG_VALUES}, %s, '' "
-            f"FROM {_FLAG_UNNEST} ORDER BY v.n")  # fmt: skip
-
-
-@cache
-def _pg_cte_sql(head: str, inserts_call: bool, reply: bool) -> str:
+def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: int) -> str:
     """The whole write as one statement: nothing is inserted unless the head claimed the
-    call. The first parameter is the step's moment (every row's timestamp); the timeline's
-    and the flags' arrays may be empty."""
+    call. The first parameter is the step's moment (every row's timestamp)."""
     if not inserts_call:  # the new call's INSERT brings its RETURNING and closes itself
         head += " RETURNING id)"
     parts = [f"WITH moment AS (SELECT %s::timestamptz AS at), claimed AS ({head}"]
     if reply:
         parts.append("reply AS (INSERT INTO call_replies (call_id, seq, twiml) "
                      "SELECT id, %s, %s FROM claimed)")  # fmt: skip
-    parts.append(
-        f"events AS (INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
-        f"SELECT claimed.id, moment.at, %s::int, {_EVENT_VALUES} "
-        f"FROM claimed, moment, {_EVENT_UNNEST} ORDER BY v.n)"
-    )
-    parts.append(
-        f"flags AS (INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) "
-        f"SELECT claimed.id, {_FLAG_VALUES}, moment.at, '' "
-        f"FROM claimed, moment, {_FLAG_UNNEST} ORDER BY v.n)"
-    )
+    if events:
+        cols = ("seq", "kind", "text", "meter_id", "confidence", "audio_file")
+        values = _pg_values(cols, events)
+        parts.append(
+            f"events AS (INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
+            f"SELECT claimed.id, moment.at, {', '.join('v.' + c for c in cols)} "
+            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(cols)}) ORDER BY v.n)"
+        )
+    if flags:
+        flag_cols = ("reason", "detail", "meter_id", "account_id", "reading_id")
+        values = _pg_values(flag_cols, flags)
+        parts.append(
+            f"flags AS (INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) "
+            f"SELECT claimed.id, {', '.join('v.' + c for c in flag_cols)}, 'open', moment.at, '' "
+            f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(flag_cols)}) ORDER BY v.n)"
+        )
     return ", ".join(parts) + " SELECT count(*) FROM claimed"
+
+
+def _pg_values(columns: Sequence[str], rows: int) -> str:
+    row = ", ".join(f"%s::{_PG_TYPES[c]}" for c in columns)
+    return ", ".join(f"({n}, {row})" for n in range(rows))
+
+
+@cache
+def _pg_rows_sql(table: str, rows: int) -> str:
+    """A step's timeline rows (parameters: call id, moment, seq, then 5 per row) or flags
+    (call id, moment, then 5 per row), inserted in order. Psycopg caches the conversion of a
+    statement of at most 50 parameters only: the call, the moment and the step go in once."""
+    if table == "call_events":
+        cols = ("kind", "text", "meter_id", "confidence", "audio_file")
+        values = ", ".join("v." + c for c in cols)
+        return (f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) SELECT %s::int, "
+                f"%s::timestamptz, %s::int, {values} FROM (VALUES {_pg_values(cols, rows)}) "
+                f"AS v(n, {', '.join(cols)}) ORDER BY v.n")  # fmt: skip
+    cols = ("reason", "detail", "meter_id", "account_id", "reading_id")
+    values = ", ".join("v." + c for c in cols)
+    return (f"INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) SELECT %s::int, {values}, 'open', "
+            f"%s::timestamptz, '' FROM (VALUES {_pg_values(cols, rows)}) "
+            f"AS v(n, {', '.join(cols)}) ORDER BY v.n")  # fmt: skip
