@@ -250,6 +250,8 @@ class HotPath:
         return rendered.reply
 
     def _close(self, conn: Connection, sid: str, status: str, now: datetime) -> None:
+        if self.store.pg and self.store.close_finished(conn, sid, status, now):
+            return
         call = self.store.load(conn, sid)
         if call is None:
             return

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import ledger
 from storage.db import make_webhook_engine
-from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit
+from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit, Reading
 from storage.steps import EventRow, FlagRow, StepStore, StepWrite
+from tests.support.data import add_account, add_meter
 
 NOW = datetime(2026, 11, 24, 7, 0, 0, 123456, tzinfo=UTC)
 
@@ -117,3 +120,74 @@ def test_only_the_first_end_of_a_call_claims_its_outcome(
         call = session.get_one(Call, call_id)
         assert (call.outcome, call.ended_at) == ("dropped", NOW)
     assert _count(clean_db, CallEvent) == 1
+
+
+def test_the_status_of_a_finished_call_closes_it_in_one_statement(
+    webhooks: Engine, clean_db: Engine
+) -> None:
+    if webhooks.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's shortcut; SQLite reads the call first")
+    finished, open_ = _call(clean_db), None
+    with Session(clean_db) as session:
+        session.get_one(Call, finished).outcome = "completed"
+        other = Call(call_sid="CA9", caller="", started_at=NOW, seq=3, state="{}")
+        session.add(other)
+        session.commit()
+        open_ = other.id
+    store = StepStore(webhooks)
+    with webhooks.connect() as conn:
+        assert store.close_finished(conn, "CA1", "completed", NOW)
+        assert not store.close_finished(conn, "CA9", "completed", NOW)  # its flow never ended
+        assert not store.close_finished(conn, "CA404", "completed", NOW)
+    with Session(clean_db) as session:
+        assert session.get_one(Call, finished).ended_at == NOW
+        assert session.get_one(Call, open_).ended_at is None
+        events = session.execute(select(CallEvent.call_id, CallEvent.seq, CallEvent.kind,
+                                        CallEvent.text)).all()  # fmt: skip
+    assert [tuple(e) for e in events] == [(finished, 1, "status", "completed")]
+
+
+def _reading_meter(clean_db: Engine) -> int:
+    with Session(clean_db) as session:
+        account = add_account(session)
+        meter = add_meter(session, account, now=NOW)
+        session.commit()
+        return meter.id
+
+
+def test_a_claimed_reading_step_holds_the_lock_and_reads_the_period(
+    webhooks: Engine, clean_db: Engine
+) -> None:
+    """claim_reading: the claim, the meter's lock, the period's open rows and the new id;
+    the ledger's statements then store the reading with the step's rows, all or nothing."""
+    meter_id = _reading_meter(clean_db)
+    call_id = _call(clean_db)
+    period = NOW.strftime("%Y-%m")
+    store = StepStore(webhooks)
+    new = ledger.NewReading(meter_id=meter_id, value=Decimal("112.5"), taken_at=NOW,
+                            period=period, source="ivr", call_id=call_id,
+                            idempotency_key="ivr:CA1:m1")  # fmt: skip
+    with webhooks.connect() as conn:
+        step = _step(call_id, 1)
+        claimed = store.claim_reading(conn, store.step_claim(step), step, meter_id, period)
+        assert claimed is not None
+        reading_id, rows = claimed
+        assert rows == []  # the history is of earlier periods
+        plan = ledger.plan_store(new, rows)
+        store.finish(conn, step, before=store.reading_statements(new, reading_id, plan))
+        lost = _step(call_id, 1)  # the same step again: claimed already
+        assert store.claim_reading(conn, store.step_claim(lost), lost, meter_id, period) is None
+        # A later reading of the period replaces this one: the rows show it as current.
+        step2 = _step(call_id, 2)
+        claimed2 = store.claim_reading(conn, store.step_claim(step2), step2, meter_id, period)
+        assert claimed2 is not None and [r.id for r in claimed2[1]] == [reading_id]
+        assert claimed2[1][0].value == Decimal("112.5") and claimed2[1][0].taken_at == NOW
+        store.rollback(conn)
+    with Session(clean_db) as session:
+        stored = session.get_one(Reading, reading_id)
+        assert (stored.value, stored.status, stored.replaced_by_id) == (
+            Decimal("112.5"),
+            "accepted",
+            None,
+        )
+        assert session.get_one(Call, call_id).seq == 2
