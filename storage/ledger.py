@@ -23,6 +23,8 @@ share it. ORM `Reading` objects loaded before a ledger write may be stale afterw
   (`replaced_by_id`): the flag stays open and decidable, and shows what superseded it. A
   reading taken before the current one is kept as history, replaced by the current one. A
   flagged reading never replaces anything and is never replaced by a flagged one.
+  `plan_store(new, open_rows(...))` decides it (the one place the rule lives);
+  `plan_statements` is the same store as prebuilt text for the webhooks' hot path.
 - `accept(db, reading_id)`: a flagged reading becomes accepted under the same rule.
   `reject(db, reading_id)`: it is rejected; nothing current changes.
 - `correct(db, replaced_id, NewReading)`: an operator's value in place of a reading.
