@@ -33,7 +33,7 @@ from ivr.phones import mask, normalize
 from ivr.prompts import Catalogue
 from ivr.voice.backend import Renderer
 from ivr.voice.directory import SqlDirectory
-from ivr.voice.effects import StepInfo, apply_effects, saved_report
+from ivr.voice.effects import StepInfo, apply_effects, prompt_rows, saved_report
 from ivr.voice.hot_path import AWAITING_STREAM, BadRequest, HotPath, StepConflict
 from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
 from storage import counters
@@ -230,8 +230,8 @@ class VoiceService:
             raise StepConflict(call.call_sid)
         now = getattr(event, "now", self.clock())
         apply_effects(session, self._info(call, seq, new_state, now), actions)
-        for text in rendered.spoken:
-            session.add(CallEvent(call_id=call.id, seq=seq, kind="prompt", text=text))
+        for row in prompt_rows(rendered.spoken):
+            session.add(CallEvent(call_id=call.id, seq=seq, kind=row.kind, text=row.text))
         session.add(CallReply(call_id=call.id, seq=seq, twiml=rendered.reply))
         return rendered.reply
 

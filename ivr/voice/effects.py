@@ -49,6 +49,12 @@ class Effects:
     changes: dict[str, Any] = field(default_factory=dict)
 
 
+def prompt_rows(spoken: list[str]) -> list[EventRow]:
+    """What the line said in a step, as one timeline row: the operator reads a step's
+    prompts as one line, and the database writes one row, not one per sentence."""
+    return [EventRow("prompt", " ".join(spoken))] if spoken else []
+
+
 def stores_reading(actions: list[Action]) -> bool:
     """Whether the actions store a reading (and so need the ledger in the step's transaction)."""
     return any(isinstance(action, StoreReading) for action in actions)

@@ -40,7 +40,14 @@ from callflows.state import CallState
 from ivr.phones import mask
 from ivr.voice.backend import Rendered
 from ivr.voice.directory import SqlDirectory
-from ivr.voice.effects import CallRef, call_changes, collect_effects, new_reading, stores_reading
+from ivr.voice.effects import (
+    CallRef,
+    call_changes,
+    collect_effects,
+    new_reading,
+    prompt_rows,
+    stores_reading,
+)
 from storage import ledger
 from storage.ledger_retry import retrying
 from storage.steps import CallRow, EventRow, FlagRow, StepStore, StepWrite
@@ -293,7 +300,7 @@ class HotPath:
     def _add(step: StepWrite, changes: dict[str, object], events: list[EventRow],
              flags: list[FlagRow], spoken: list[str]) -> None:  # fmt: skip
         step.changes.update(changes)
-        step.events += events + [EventRow("prompt", text) for text in spoken]
+        step.events += events + prompt_rows(spoken)
         step.flags += flags
 
     def _event(self, form: Mapping[str, str], call: CallRow, seq: int, now: datetime,
