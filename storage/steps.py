@@ -122,18 +122,6 @@ class StepStore:
         row = self._run(conn, [(_load_sql(self.mark), [call_sid])]).fetchone()
         return None if row is None else CallRow(*row)
 
-    def load_incoming(
-        self, conn: Connection, call_sid: str, caller: str, since: datetime
-    ) -> tuple[CallRow | None, int]:
-        """The call with this CallSid if Twilio retried "a call comes in", and how many calls
-        `caller` made since `since` (the hourly limit): one statement."""
-        m = self.mark
-        sql = (f"SELECT {', '.join('calls.' + c for c in CALL_COLUMNS)}, (SELECT count(*) "
-               f"FROM rate_limit_hits WHERE caller = {m} AND at >= {m}) FROM (SELECT 1 AS one) "
-               f"AS one LEFT JOIN calls ON calls.call_sid = {m}")  # fmt: skip
-        row = self._run(conn, [(sql, [caller, self._value(since), call_sid])]).fetchone()
-        return (None if row[0] is None else CallRow(*row[:-1])), int(row[-1])
-
     def reply(self, conn: Connection, call_id: int, seq: int) -> str | None:
         """The stored reply of a step, for a replay."""
         sql = f"SELECT twiml FROM call_replies WHERE call_id = {self.mark} AND seq = {self.mark}"
@@ -150,8 +138,9 @@ class StepStore:
         return Head(_claim_sql(self.mark, columns), params)
 
     def new_call(self, step: StepWrite, call_sid: str, caller: str) -> Head:
-        """The call inserted at its first step, and its caller's rate-limit hit; a second
-        "a call comes in" for the same CallSid fails on the unique key (IntegrityError)."""
+        """The call inserted at its first step; a second "a call comes in" for the same
+        CallSid fails on the unique key (IntegrityError). (The hourly limit is counted
+        before, by `storage.counters`; `rate_limit_hits` is no longer written.)"""
         m = self.mark
         outcome = step.changes.get("outcome")
         sql = (f"INSERT INTO calls (call_sid, caller, account_id, state, seq, started_at, "
@@ -160,9 +149,7 @@ class StepStore:
         params = [call_sid, caller, step.changes.get("account_id"), step.state, step.seq + 1,
                   at, outcome]  # fmt: skip
         if self.pg:
-            sql += (" RETURNING id), hit AS (INSERT INTO rate_limit_hits (caller, at) "
-                    "VALUES (%s, %s))")  # fmt: skip
-            params += [caller, at]
+            sql += " RETURNING id)"  # the CTE's head closes itself (see _pg_cte_sql)
         return Head(sql, params, inserts_call=True)
 
     def call_end(self, step: StepWrite, outcome: str | None) -> Head:
@@ -207,10 +194,8 @@ class StepStore:
         begin: tuple[str, list[Any]] = ("BEGIN" if self.pg else "BEGIN IMMEDIATE", [])
         cursor = self._run(conn, [begin, (head.sql, head.params)])
         if cursor.rowcount == 1:
-            if head.inserts_call and not self.pg:  # a new call: its id, and its rate-limit hit
+            if head.inserts_call and not self.pg:  # a new call: its id
                 step.call_id = int(cursor.lastrowid)
-                hit = f"INSERT INTO rate_limit_hits (caller, at) VALUES ({self.mark}, {self.mark})"
-                self._run(conn, [(hit, [head.params[1], head.params[5]])])
             return True
         self.rollback(conn)
         return False
@@ -305,6 +290,13 @@ class StepStore:
         if isinstance(value, Decimal) and not self.pg:
             return format(value.normalize(), "f")
         return self._value(value)
+
+    def fetch_each(self, conn: Connection, statements: list[tuple[str, list[Any]]]
+                   ) -> list[list[Any]]:  # fmt: skip
+        """Execute in order, as `_run` does (PostgreSQL: one pipeline, one round trip); the
+        rows of every statement, each of which must return rows."""
+        every = tuple(range(len(statements)))
+        return [result.fetchall() for result in self._run(conn, statements, results=every)]
 
     # --- statements ---
 

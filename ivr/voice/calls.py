@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -32,11 +32,12 @@ from ivr.config import Settings
 from ivr.phones import mask, normalize
 from ivr.prompts import Catalogue
 from ivr.voice.backend import Renderer
-from ivr.voice.directory import SqlDirectory
+from ivr.voice.directory import PrefetchedDirectory, SqlDirectory
 from ivr.voice.effects import StepInfo, apply_effects, prompt_rows, saved_report
-from ivr.voice.hot_path import AWAITING_STREAM, BadRequest, HotPath, StepConflict
+from ivr.voice.hot_path import AWAITING_STREAM, CALL_WINDOW, BadRequest, HotPath, StepConflict
 from ivr.voice.twiml import StreamTarget, TwimlRenderer, connect_stream
 from storage import counters
+from storage.incoming import PhoneRows
 from storage.ledger import Db, period_of
 from storage.models import Call, CallEvent, CallReply, Flag
 
@@ -81,10 +82,15 @@ class VoiceService:
         speech = bool(self.stream_connected and self.stream_connected(call_sid))
         return self.settings.policy(speech=speech)
 
-    def directory(self, db: Db) -> SqlDirectory:
-        """The flow's account look-ups on `db` (a Session or the hot path's Connection)."""
+    def directory(self, db: Db, prefetched: PhoneRows | None = None) -> SqlDirectory:
+        """The flow's account look-ups on `db` (a Session or the hot path's Connection);
+        with `prefetched`, the caller's accounts are answered from rows already read."""
+        settings = self.settings
+        if prefetched is not None:
+            return PrefetchedDirectory(db, settings.timezone, settings.window,
+                                       settings.account_guesses_per_hour, prefetched)  # fmt: skip
         return SqlDirectory(
-            db, self.settings.timezone, self.settings.window, self.settings.account_guesses_per_hour
+            db, settings.timezone, settings.window, settings.account_guesses_per_hour
         )
 
     def directory_period(self, moment: datetime) -> str:
@@ -269,14 +275,15 @@ class VoiceService:
         Withheld, empty and unparseable numbers share one bucket: otherwise hiding the number
         would be a way round the limit (and round the account-number limit behind it).
         """
-        key, limit = self._call_bucket(caller)
-        return counters.take(session, key, now, timedelta(hours=1), limit)
+        key, limit = self.call_bucket(caller)
+        return counters.take(session, key, now, CALL_WINDOW, limit)
 
     def give_back_call_slot(self, session: Db, caller: str | None) -> None:
         """Uncount a call that was never created (its step failed)."""
-        counters.give_back(session, self._call_bucket(caller)[0])
+        counters.give_back(session, self.call_bucket(caller)[0])
 
-    def _call_bucket(self, caller: str | None) -> tuple[str, int]:
+    def call_bucket(self, caller: str | None) -> tuple[str, int]:
+        """The counter key and hourly limit a call from `caller` is counted on."""
         if caller:
             return f"calls:{caller}", self.settings.calls_per_hour
         return "calls:unknown", self.settings.unknown_calls_per_hour

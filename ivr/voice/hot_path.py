@@ -49,6 +49,7 @@ from ivr.voice.effects import (
     stores_reading,
 )
 from storage import ledger
+from storage.incoming import IncomingStore, PhoneRows
 from storage.ledger_retry import retrying
 from storage.steps import CallRow, EventRow, FlagRow, StepStore, StepWrite
 
@@ -60,6 +61,7 @@ T = TypeVar("T")
 DIGITS = re.compile(r"[0-9*#]{1,40}")
 # The state of a call whose audio stream is connecting; the flow starts at the next step.
 AWAITING_STREAM = "awaiting-stream"
+CALL_WINDOW = timedelta(hours=1)  # the calls-per-hour limit's window (storage.counters)
 
 
 class StepConflict(Exception):
@@ -81,6 +83,7 @@ class HotPath:
         self.service = service
         self.engine = engine
         self.store = StepStore(engine)
+        self.incoming_store = IncomingStore(engine, self.store)
 
     def _retrying(self, what: str, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection: again on a deadlock or serialization failure (the flow
@@ -135,30 +138,36 @@ class HotPath:
 
     def _incoming(self, conn: Connection, sid: str, caller: str | None, now: datetime,
                   step_url: Callable[[int], str]) -> str | None:  # fmt: skip
-        since = now - timedelta(hours=1)
-        call, _hits = self.store.load_incoming(conn, sid, caller or "", since)
-        if call is not None:  # Twilio retried "a call comes in"
-            return self._replay(conn, call, 0)
-        # The hourly limit is the atomic counter's (storage/counters.py), not the count of
-        # rate_limit_hits read above: a count read, then a row inserted, let simultaneous
-        # calls through. Over the limit, the ORM path below answers the polite refusal.
-        if not self.service.take_call_slot(conn, caller, now):
+        service = self.service
+        bucket = service.call_bucket(caller)
+        phone = (caller, service.directory_period(now)) if caller else None
+        # One round trip of reads (storage.incoming): the call (a Twilio retry), the caller's
+        # hourly-limit hit (the atomic counter, storage/counters.py) and the accounts the
+        # flow will look up by caller ID.
+        found = self.incoming_store.read(conn, sid, bucket, now, CALL_WINDOW, phone)
+        if found.call is not None:  # Twilio retried "a call comes in": the reply stands
+            if found.counted:  # counted before the call was known to exist: not a new call
+                self.incoming_store.give_back(conn, bucket[0])
+            return self._replay(conn, found.call, 0)
+        # Over the limit, the ORM path answers the polite refusal.
+        if not found.counted:
             return None
         try:
-            return self._greet(conn, sid, caller, now, step_url)
+            return self._greet(conn, sid, caller, now, step_url, found.phone)
         except Exception:
             # The count committed on its own (autocommit): a call never created gives its
             # place back, once the failed write's transaction (and its lock) is let go.
             with suppress(Exception):
                 self.store.rollback(conn)
-                self.service.give_back_call_slot(conn, caller)
+                service.give_back_call_slot(conn, caller)
             raise
 
     def _greet(self, conn: Connection, sid: str, caller: str | None, now: datetime,
-               step_url: Callable[[int], str]) -> str:  # fmt: skip
+               step_url: Callable[[int], str], phone: PhoneRows | None) -> str:  # fmt: skip
         service = self.service
         event = CallStarted(caller, now)
-        state, actions = advance(None, event, self._directory(conn), service.policy(sid))
+        directory = service.directory(conn, phone)
+        state, actions = advance(None, event, directory, service.policy(sid))
         if stores_reading(actions):
             raise BadRequest("a call that stores a reading before its first answer")
         rendered = service.renderer.render(actions, step_url(1))

@@ -158,16 +158,19 @@ def _fail_statements(app: Flask, monkeypatch: pytest.MonkeyPatch, *fragments: st
             raise error("server closed the connection")
         return execute(cursor, statement, parameters, context)
 
-    run = StepStore._run
+    def failing_on(method):  # type: ignore[no-untyped-def]
+        def failing_run(store, conn, statements):  # type: ignore[no-untyped-def]
+            if any(fragment in sql for sql, _ in statements for fragment in fragments):
+                orig = error("server closed the connection")
+                raise DBAPIError.instance(statements[-1][0], None, orig, store.dbapi_error)
+            return method(store, conn, statements)
 
-    def failing_run(store, conn, statements):  # type: ignore[no-untyped-def]
-        if any(fragment in sql for sql, _ in statements for fragment in fragments):
-            orig = error("server closed the connection")
-            raise DBAPIError.instance(statements[-1][0], None, orig, store.dbapi_error)
-        return run(store, conn, statements)
+        return failing_run
 
     monkeypatch.setattr(dialect, "do_execute", failing)
-    monkeypatch.setattr(StepStore, "_run", failing_run)
+    # Both ways the hot path sends statements: a step's write, the incoming's reads.
+    monkeypatch.setattr(StepStore, "_run", failing_on(StepStore._run))
+    monkeypatch.setattr(StepStore, "fetch_each", failing_on(StepStore.fetch_each))
 
 
 def test_the_hourly_limit_holds_across_two_server_processes(
