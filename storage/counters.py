@@ -68,9 +68,10 @@ def _take_sql(pg: bool, limited: bool) -> str:
 
 
 def give_back_statement(pg: bool, key: str) -> tuple[str, list[Any]]:
-    """`give_back` as a statement on the driver's cursor."""
+    """`give_back` as a statement on the driver's cursor (returning the new count, if any)."""
     m = "%s" if pg else "?"
-    return f'UPDATE counters SET count = count - 1 WHERE "key" = {m} AND count > 0', [key]
+    sql = f'UPDATE counters SET count = count - 1 WHERE "key" = {m} AND count > 0 RETURNING count'
+    return sql, [key]
 
 
 def _hit(session: Db, key: str, now: datetime, window: timedelta, limit: int | None) -> int | None:

@@ -20,6 +20,7 @@ every request: most of the webhook's database CPU).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -30,7 +31,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Table
 from storage import counters
 from storage.ledger import HISTORY_LIMIT
 from storage.models import Account, Meter, Reading
-from storage.steps import CallRow, StepStore, _load_sql
+from storage.steps import CALL_COLUMNS, CallRow, StepStore, _load_sql
 
 Row = tuple[Any, ...]
 _ACCOUNTS, _METERS, _READINGS = (cast(Table, t.__table__) for t in (Account, Meter, Reading))
@@ -85,25 +86,70 @@ class IncomingStore:
         """One round trip: the call, the hit on `bucket` (key, limit) in `window`, and, for
         `phone` (e164, period), the directory's rows. The hit is counted even when the call
         exists: the caller gives it back (`give_back`), a retry being rare."""
-        m = self.steps.mark
         key, limit = bucket
-        statements = [(_load_sql(m), [call_sid]),
-                      counters.take_statement(self.pg, key, now, window, limit)]  # fmt: skip
+        take = counters.take_statement(self.pg, key, now, window, limit)
+        if self.pg:
+            return self._read_pg(conn, call_sid, take, phone)
+        m = self.steps.mark
+        # SQLite commits the count on its own: the other reads run after it, and a failure
+        # there gives the count back.
+        load, hit = self.steps.fetch_each(conn, [(_load_sql(m), [call_sid]), take])
+        call, counted = (CallRow(*load[0]) if load else None), bool(hit)
+        if phone is None:
+            return Incoming(call, counted, None)
+        e164, period = phone
+        reads: list[tuple[str, list[Any]]] = [
+            (_accounts_sql(m), [e164]),
+            (_current_sql(m), [e164, period]),
+            (_history_sql(m), [e164, period, HISTORY_LIMIT]),
+        ]
+        try:
+            accounts, current, history = self.steps.fetch_each(conn, reads)
+            rows = self._rows(phone, accounts, current, history)
+        except Exception:
+            if counted:  # what failed after the count is no call: its place is given back
+                with suppress(Exception):
+                    self.give_back(conn, key)
+            raise
+        return Incoming(call, counted, rows)
+
+    def _read_pg(self, conn: Connection, call_sid: str, take: tuple[str, list[Any]],
+                 phone: tuple[str, str] | None) -> Incoming:  # fmt: skip
+        """PostgreSQL: the call and the hit in one statement, the accounts, and the current
+        readings with the history in one more; all in one pipeline, which is one implicit
+        transaction (a single Sync): a failure in it counts nothing."""
+        statements = [(_pg_call_and_hit_sql(take[0]), [*take[1], call_sid])]
         if phone is not None:
             e164, period = phone
-            statements += [(_accounts_sql(m), [e164]), (_current_sql(m), [e164, period]),
-                           (_history_sql(m), [e164, period, HISTORY_LIMIT])]  # fmt: skip
+            statements += [(_accounts_sql("%s"), [e164]),
+                           (_pg_readings_sql(), [period, period, HISTORY_LIMIT, e164])]  # fmt: skip
         results = self.steps.fetch_each(conn, statements)
-        call = CallRow(*results[0][0]) if results[0] else None
-        rows = None
-        if phone is not None:
-            rows = PhoneRows(
-                phone[0], phone[1],
-                accounts=[self._accounts_cast(r) for r in results[2]],
-                current=[self._readings_cast(r) for r in results[3]],
-                history=[self._readings_cast(r) for r in results[4]],
-            )  # fmt: skip
-        return Incoming(call, bool(results[1]), rows)
+        head = results[0][0]
+        call = None if head[0] is None else CallRow(*head[:-1])
+        counted = head[-1] is not None
+        if phone is None:
+            return Incoming(call, counted, None)
+        try:
+            period = phone[1]
+            readings = results[2]
+            current = [r for r in readings if r[4] == period]
+            history = [r for r in readings if r[4] != period]
+            rows = self._rows(phone, results[1], current, history)
+        except Exception:
+            if counted:  # see read: the count committed with the pipeline
+                with suppress(Exception):
+                    self.give_back(conn, take[1][0])  # the key
+            raise
+        return Incoming(call, counted, rows)
+
+    def _rows(self, phone: tuple[str, str], accounts: list[Row], current: list[Row],
+              history: list[Row]) -> PhoneRows:  # fmt: skip
+        return PhoneRows(
+            phone[0], phone[1],
+            accounts=[self._accounts_cast(r) for r in accounts],
+            current=[self._readings_cast(r) for r in current],
+            history=[self._readings_cast(r) for r in history],
+        )  # fmt: skip
 
     def give_back(self, conn: Connection, key: str) -> None:
         """Uncount the hit `read` counted (the call existed: Twilio retried)."""
@@ -164,3 +210,28 @@ def _history_sql(m: str) -> str:
              f"AND {_CURRENT}")  # fmt: skip
     return (f"SELECT {', '.join(READING_COLUMNS)} FROM ({inner}) AS h WHERE n <= {m} "
             "ORDER BY meter_id, taken_at DESC, id DESC")  # fmt: skip
+
+
+@cache
+def _pg_call_and_hit_sql(take: str) -> str:
+    """PostgreSQL: the call (its columns NULL if there is none) and the hit's new count (NULL
+    if the window was full) as one row of one statement; the hit is a data-modifying CTE,
+    run whether or not the call exists."""
+    columns = ", ".join("calls." + c for c in CALL_COLUMNS)
+    return (f"WITH hit AS ({take}) SELECT {columns}, (SELECT count FROM hit) FROM "
+            "(SELECT 1 AS one) AS one LEFT JOIN calls ON calls.call_sid = %s")  # fmt: skip
+
+
+@cache
+def _pg_readings_sql() -> str:
+    """PostgreSQL: per meter of the number, its current reading of the period and its rules
+    history (the newest HISTORY_LIMIT of earlier periods), looked up meter by meter (LATERAL:
+    the index on readings' meter, whatever the planner guesses of the period's rows)."""
+    cols = _columns("readings", READING_COLUMNS)
+    mine = f"readings.meter_id = meters.id AND {_CURRENT}"
+    return (f"SELECT {', '.join('r.' + c for c in READING_COLUMNS)} FROM phones "
+            "JOIN meters ON meters.account_id = phones.account_id CROSS JOIN LATERAL ("
+            f"(SELECT {cols} FROM readings WHERE {mine} AND readings.period = %s) UNION ALL "
+            f"(SELECT {cols} FROM readings WHERE {mine} AND readings.period < %s "
+            "ORDER BY readings.taken_at DESC, readings.id DESC LIMIT %s)) AS r "
+            "WHERE phones.e164 = %s ORDER BY r.meter_id, r.taken_at DESC, r.id DESC")  # fmt: skip
