@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from ivr import create_app
-from storage.models import Call, CallEvent, CallReply, Reading
+from storage.models import Call, CallEvent, CallReply, Counter, Reading
 from tests.conftest import TEST_TOKEN
 from tests.faults.proxy import CuttableProxy, cuttable
 from tests.support.data import add_account, add_meter
@@ -119,6 +119,25 @@ def test_a_database_restart_between_two_steps_goes_unnoticed(
         assert [
             str(v) for v in conn.scalars(select(Reading.value).where(Reading.source == "ivr"))
         ] == ["112"]  # noqa: E501
+
+
+def test_a_database_restart_before_a_call_comes_in_goes_unnoticed(
+    line_app: Flask, proxy: CuttableProxy, clean_db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The incoming's reads (one pipeline) meet a pooled connection that died: they run again
+    on a new one, the caller is found by number, and the call is counted once."""
+    first = TwilioClient(line_app.test_client(), TEST_TOKEN)
+    assert first.start().find("Gather") is not None
+    proxy.cut()
+    proxy.restore()
+    second = TwilioClient(line_app.test_client(), TEST_TOKEN)
+    assert second.start().find("Gather") is not None
+    assert "database connection lost; reconnecting for call" in caplog.text
+    with Session(clean_db) as session:
+        counter = session.get(Counter, f"calls:{second.caller}")
+        assert counter is not None and counter.count == 2
+        calls = session.scalars(select(Call.account_id)).all()
+        assert len(calls) == 2 and None not in calls  # both found by caller ID
 
 
 def test_a_hung_database_with_connect_timeout_gets_an_apology_within_twilios_15_s(

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from ivr.voice.calls import VoiceService
+from storage.incoming import Incoming, IncomingStore
 from storage.models import Account, Call, Counter, Flag, Reading
 from tests.conftest import TEST_TOKEN
 from tests.support.data import add_account, add_meter
@@ -69,13 +69,14 @@ def test_an_incoming_duplicated_while_the_first_is_answered_gets_the_same_greeti
 ) -> None:
     """Both requests find no call yet, both try to create it: the loser answers as the winner."""
     both_looked = threading.Barrier(2, timeout=5)
-    take_slot = VoiceService.take_call_slot
+    read = IncomingStore.read
 
-    def in_step(self: VoiceService, *args: object) -> bool:
-        both_looked.wait()  # before the count: on SQLite it holds the write lock
-        return take_slot(self, *args)  # type: ignore[arg-type]
+    def in_step(self: IncomingStore, *args: object, **kwargs: object) -> Incoming:
+        found = read(self, *args, **kwargs)  # type: ignore[arg-type]
+        both_looked.wait()  # both found no call, both counted it: then both write
+        return found
 
-    monkeypatch.setattr(VoiceService, "take_call_slot", in_step)
+    monkeypatch.setattr(IncomingStore, "read", in_step)
     sid = "CA" + "d" * 32
     answers: list[bytes] = []
     threads = [
