@@ -1,4 +1,4 @@
-"""Counted limits that hold under concurrency: one row per key, changed by conditional UPDATEs.
+"""Counted limits that hold under concurrency: one row per key, changed by conditional writes.
 
 `take` is the hourly call limit's primitive: one statement (INSERT … ON CONFLICT DO UPDATE
 … WHERE … RETURNING) creates the row or counts the hit only while the window has room.
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from storage.models import Counter, UTCDateTime
 from storage.steps import sqlite_timestamp
 
-# A session, or the webhooks' hot-path connection (autocommit: each UPDATE commits alone,
-# and a single conditional UPDATE is what makes the count atomic).
+# A session, or the webhooks' hot-path connection (autocommit: each statement commits alone,
+# and a single conditional statement is what makes the count atomic).
 Db = Session | Connection
 
 
@@ -31,8 +31,9 @@ def take_statement(pg: bool, key: str, now: datetime, window: timedelta,
                    limit: int | None) -> tuple[str, list[Any]]:  # fmt: skip
     """One hit on `key` as one statement on the driver's cursor (its text prebuilt, its
     parameters in the driver's form): the row is created at count 1, or counted if its window
-    expired (a new window opens now) or holds fewer than `limit` (None: no ceiling).
-    RETURNING gives the new count, no row when the window was full.
+    expired (a new window opens now) or holds fewer than `limit` (None: no ceiling; else at
+    least 1, as the settings require). RETURNING gives the new count, no row when the window
+    was full.
 
     Atomic: PostgreSQL's ON CONFLICT DO UPDATE locks the existing row and evaluates the WHERE
     on its latest version; SQLite runs one writer at a time. The hot path sends it in a

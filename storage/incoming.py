@@ -12,9 +12,13 @@ it sends at once (PostgreSQL: one psycopg pipeline; SQLite: one after another):
    reads with three Core statements (`BY_PHONE`, `ledger.current_readings`,
    `ledger.rules_history`), in the same order, converted by the same column types.
 
-Then the step's write is one more round trip (`storage.steps`). The statements are texts
-written once (SQLAlchemy's Core would build each statement, and compile its cache key, on
-every request: most of the webhook's database CPU).
+PostgreSQL gets three statements: the call and the hit in one (a data-modifying CTE), the
+accounts, and the readings meter by meter (LATERAL, so the plan follows the meters' index
+whatever the planner guesses of a period's rows). SQLite gets five cheap ones, the count
+given back if a read after it fails. Then the step's write is one more round trip
+(`storage.steps`): two for an incoming call on PostgreSQL, where there were seven. The
+statements are texts written once (SQLAlchemy's Core would build each statement, and
+compile its cache key, on every request: most of the webhook's database CPU).
 """
 
 from __future__ import annotations

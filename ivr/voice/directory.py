@@ -116,7 +116,8 @@ class PrefetchedDirectory(SqlDirectory):
         if (e164, period) != (rows.e164, rows.period):
             return super().accounts_for_phone(e164, period)
         current = {r[1]: LedgerReading(*r) for r in rows.current}
-        history: dict[int, list[LedgerReading]] = {r[4]: [] for r in rows.accounts if r[4]}
+        meters = [r[4] for r in rows.accounts if r[4] is not None]
+        history: dict[int, list[LedgerReading]] = {mid: [] for mid in meters}
         for r in rows.history:  # newest first per meter, at most HISTORY_LIMIT of each
             history.setdefault(r[1], []).append(LedgerReading(*r))
         for items in history.values():
