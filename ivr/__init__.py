@@ -18,9 +18,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from ivr.config import ConfigError, load_settings
     from ivr.prompts import CatalogueError, load_checked
+    from ivr.request import MeterlineRequest, Sessions
     from ivr.services import Services
 
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = MeterlineRequest
+    app.session_interface = Sessions()
     os.makedirs(app.instance_path, exist_ok=True)
     env: dict[str, str] = dict(os.environ)
     if config:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 
 from flask import Request, abort, request
 from twilio.request_validator import add_port, remove_port
+from werkzeug.datastructures import MultiDict
 
 from ivr.services import services
 
@@ -53,28 +53,36 @@ def is_valid(req: Request) -> bool:
 def signature_matches(token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:
     """Whether `signature` is Twilio's HMAC-SHA1 of `url` and `params` (a form or a dict),
     with or without the URL's port: what `RequestValidator(token).validate` answers."""
-    parsed = urlparse(url)
     payload = _signed_fields(params)
     given = signature.encode("utf-8", "surrogatepass")
-    if _matches(token, parsed.geturl() + payload, given):
+    key = token.encode()
+    if _matches(key, _as_parsed(url) + payload, given):
         return True
     # Twilio signs the URL with or without its port, inconsistently (the SDK checks both).
-    other = remove_port(parsed) if parsed.port else add_port(parsed)
-    return _matches(token, other + payload, given)
+    return _matches(key, _other_port(url) + payload, given)
+
+
+# A webhook's URL is the public URL, its path and query: a few distinct ones per process.
+@functools.lru_cache(maxsize=256)
+def _as_parsed(url: str) -> str:
+    return urlparse(url).geturl()
+
+
+@functools.lru_cache(maxsize=256)
+def _other_port(url: str) -> str:
+    parsed = urlparse(url)
+    return remove_port(parsed) if parsed.port else add_port(parsed)
 
 
 def _signed_fields(params: Mapping[str, Any]) -> str:
-    """Each field's name and value, sorted, distinct values once (as the SDK does)."""
-    getlist = getattr(params, "getlist", None)
-    parts: list[str] = []
-    for name in sorted(set(params)):
-        values = getlist(name) if getlist is not None else [params[name]]
-        parts.extend(name + value for value in sorted(set(values)))
-    return "".join(parts)
+    """Each field's name and value, sorted, distinct values once (as the SDK does: by name,
+    then each name's distinct values, which is the order of the distinct (name, value) pairs)."""
+    items = params.items(multi=True) if isinstance(params, MultiDict) else params.items()
+    return "".join([name + value for name, value in sorted(set(items))])
 
 
-def _matches(token: str, data: str, given: bytes) -> bool:
-    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
+def _matches(key: bytes, data: str, given: bytes) -> bool:
+    digest = hmac.digest(key, data.encode(), "sha1")
     return hmac.compare_digest(base64.b64encode(digest), given)
 
 
