@@ -9,6 +9,7 @@ spoken as. Prompt text may carry SSML tags, sent to voices that read them.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import tomllib
@@ -110,29 +111,39 @@ class NumberWords:
         self.unit = unit
 
     def __format__(self, spec: str) -> str:
-        spec, *nouns = spec.split("|")
-        if nouns and len(nouns) != 3:
-            raise ValueError(f"noun forms after a number: give three (one|few|many), not {nouns}")
-        gender, case, ordinal, with_unit = None, "nominative", False, False
-        for token in filter(None, spec.split("-")):
-            if token in ("m", "f", "n"):
-                gender = token
-            elif token in CASES:
-                case = CASES[token]
-            elif token == "ord":
-                ordinal = True
-            elif token == "u":
-                with_unit = True
-            else:
-                raise ValueError(f"unknown number form {token!r}: use m/f/n, nom/gen/…, ord, u")
-        unit = self.unit if with_unit else None
-        gender = gender or (unit.gender if unit else "m")
-        words = spoken_number(self.value, gender=gender, case=case, ordinal=ordinal)
-        if nouns:
-            words = f"{words} {agreeing(self.value, nouns)}"
-        if unit is not None:
-            words = f"{words} {agreeing(self.value, unit.forms)}"
-        return words
+        return _number_words(self.value, self.unit, spec)
+
+
+# The same few numbers come back in every call (meter counts and ordinals, a value read back
+# and then named in the summary), and num2words takes 5-15 µs for each: a bounded cache of
+# the words, keyed on the value's type too. Values equal across types or exponents (1 and
+# Decimal("1"), Decimal("2.5") and Decimal("2.50")) have the same words anyway: both are
+# normalised before they are spoken or agreed with.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _number_words(value: Decimal | int, unit: Unit | None, spec: str) -> str:
+    spec, *nouns = spec.split("|")
+    if nouns and len(nouns) != 3:
+        raise ValueError(f"noun forms after a number: give three (one|few|many), not {nouns}")
+    gender, case, ordinal, with_unit = None, "nominative", False, False
+    for token in filter(None, spec.split("-")):
+        if token in ("m", "f", "n"):
+            gender = token
+        elif token in CASES:
+            case = CASES[token]
+        elif token == "ord":
+            ordinal = True
+        elif token == "u":
+            with_unit = True
+        else:
+            raise ValueError(f"unknown number form {token!r}: use m/f/n, nom/gen/…, ord, u")
+    unit = unit if with_unit else None
+    gender = gender or (unit.gender if unit else "m")
+    words = spoken_number(value, gender=gender, case=case, ordinal=ordinal)
+    if nouns:
+        words = f"{words} {agreeing(value, nouns)}"
+    if unit is not None:
+        words = f"{words} {agreeing(value, unit.forms)}"
+    return words
 
 
 class PlainText(str):

@@ -3,6 +3,7 @@ byte-identical to the SDK's VoiceResponse by tests, the rare ones through VoiceR
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ def _text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# A dozen attributes per document, nearly all the same few values (methods, timeouts, the
+# step URLs): escaped once each. `typed`, so that True ("true") is not 1 ("1").
+@functools.lru_cache(maxsize=1024, typed=True)
 def _attribute(value: object) -> str:
     """An attribute value as the SDK writes it (booleans in lower case), escaped as
     ElementTree escapes attributes."""
