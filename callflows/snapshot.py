@@ -6,6 +6,8 @@ and raises ValueError, so a corrupt state never reaches the flow.
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar, cast, get_args
@@ -149,3 +151,51 @@ def account_from_json(raw: object) -> AccountInfo:
         supplier=field_of(data, "supplier", str),
         meters=tuple(meter_from_json(m) for m in list_of(data, "meters")),
     )
+
+
+class AccountTexts:
+    """Account snapshots and their JSON text, both ways, for the last `size` accounts seen.
+
+    A call's account snapshot is taken once, at identification, and never changes (its
+    dataclasses are frozen), yet every step parsed and checked it from the state's JSON, then
+    wrote it back: about half of the state's (de)serialisation, some 30 µs a webhook (issue 9).
+    So the text an account was read from (or last written as) is remembered with it: writing
+    that account again gives that text, and reading that text again gives that account. Both
+    are exact: the account is what `account_from_json` makes of the text, and the text reads
+    back as the account. Bounded, oldest out first; safe across threads.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._accounts: dict[str, AccountInfo] = {}
+        # By identity (a frozen account is never changed): the entry holds the account, so its
+        # id() is not reused while the entry lives.
+        self._texts: dict[int, tuple[AccountInfo, str]] = {}
+        self._lock = threading.Lock()
+
+    def account(self, text: str, raw: object) -> AccountInfo:
+        """`account_from_json(raw)`, where `raw` is what `text` (a JSON object) parses to."""
+        found = self._accounts.get(text)
+        if found is None:
+            found = account_from_json(raw)
+            self._remember(found, text)
+        return found
+
+    def text(self, account: AccountInfo) -> str:
+        """The account as JSON text (sorted keys, not ASCII-escaped), or the text it was read
+        from, which reads back as the same account."""
+        found = self._texts.get(id(account))
+        if found is not None and found[0] is account:
+            return found[1]
+        text = json.dumps(account_to_json(account), ensure_ascii=False, sort_keys=True)
+        self._remember(account, text)
+        return text
+
+    def _remember(self, account: AccountInfo, text: str) -> None:
+        with self._lock:
+            self._accounts[text] = account
+            self._texts[id(account)] = (account, text)
+            while len(self._accounts) > self._size:
+                del self._accounts[next(iter(self._accounts))]
+            while len(self._texts) > self._size:
+                del self._texts[next(iter(self._texts))]

@@ -39,6 +39,7 @@ from typing import Any
 
 from callflows.model import AccountInfo, MeterInfo
 from callflows.snapshot import (
+    AccountTexts,
     account_from_json,
     account_to_json,
     decimal_of,
@@ -195,7 +196,9 @@ class CallState:
         return self.account.meters[self.meter_index]
 
     def to_json(self) -> str:
-        """Serialise for the calls table."""
+        """Serialise for the calls table: `json.dumps(…, ensure_ascii=False, sort_keys=True)`
+        of the whole state (tests/unit/test_flow_state.py holds it so), its account written
+        from ACCOUNT_TEXTS."""
         data = {
             "format": FORMAT,
             "step": self.step,
@@ -203,7 +206,6 @@ class CallState:
             "period": self.period,
             "outside_window": self.outside_window,
             "candidates": [account_to_json(a) for a in self.candidates],
-            "account": None if self.account is None else account_to_json(self.account),
             "meter_index": self.meter_index,
             "attempts": self.attempts,
             "bad_input": self.bad_input,
@@ -219,27 +221,39 @@ class CallState:
             "taken": [t.to_dict() for t in self.taken],
             "by_number": self.by_number,
         }
-        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+        rest = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        account = "null" if self.account is None else ACCOUNT_TEXTS.text(self.account)
+        # "account" sorts before every other key, so sort_keys writes it first.
+        return ACCOUNT_FIRST + account + ", " + rest[1:]
 
     @classmethod
     def from_json(cls, raw: str) -> CallState:
         """Parse; raise ValueError on anything corrupt."""
         try:
-            loaded = json.loads(raw)
+            loaded, account_text = _load(raw)
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"state: not JSON: {exc}") from None
-        data = upgrade(dict_of(loaded, "state"))
+        data = dict_of(loaded, "state")
+        if data.get("format") != FORMAT:
+            account_text = None  # an upgrade may change the account: not the text read
+        data = upgrade(data)
         step = field_of(data, "step", str)
         if step not in STEPS:
             raise ValueError(f"state: unknown step {step!r}")
         raw_account, raw_pending = data.get("account"), data.get("pending")
+        if raw_account is None:
+            account = None
+        elif account_text is not None:
+            account = ACCOUNT_TEXTS.account(account_text, raw_account)
+        else:
+            account = account_from_json(raw_account)
         state = cls(
             step=step,
             caller=field_of(data, "caller", str, optional=True),
             period=field_of(data, "period", str),
             outside_window=field_of(data, "outside_window", bool),
             candidates=[account_from_json(a) for a in list_of(data, "candidates")],
-            account=None if raw_account is None else account_from_json(raw_account),
+            account=account,
             meter_index=field_of(data, "meter_index", int),
             attempts=field_of(data, "attempts", int),
             bad_input=field_of(data, "bad_input", bool),
@@ -270,6 +284,30 @@ class CallState:
             raise ValueError("state: choose_account step without accounts to choose from")
         if self.step == "second_fact" and len(self.candidates) != 1:
             raise ValueError("state: second_fact step without the account found")
+
+
+# How to_json begins: the account is written first (see there), then the other fields.
+ACCOUNT_FIRST = '{"account": '
+# The accounts of recent states and their JSON text (callflows/snapshot.py).
+ACCOUNT_TEXTS = AccountTexts()
+_DECODER = json.JSONDecoder()
+
+
+def _load(raw: str) -> tuple[Any, str | None]:
+    """`json.loads(raw)`, and the text of its account when `to_json` wrote the state (the
+    account first): that text is what ACCOUNT_TEXTS knows accounts by. Anything else, or a
+    second "account" key (the last would count), is left to json.loads."""
+    if not isinstance(raw, str) or not raw.startswith(ACCOUNT_FIRST + "{"):
+        return json.loads(raw), None
+    start = len(ACCOUNT_FIRST)
+    account, end = _DECODER.raw_decode(raw, start)
+    rest = raw[end + 2 :] if raw.startswith(", ", end) else ""
+    if not rest.lstrip().startswith('"'):
+        return json.loads(raw), None
+    loaded = json.loads("{" + rest)
+    if "account" in loaded:
+        return json.loads(raw), None
+    return {"account": account, **loaded}, raw[start:end]
 
 
 def _upgrade_1(data: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from callflows.flow import advance
 from callflows.model import Keys, Policy, StoreReading
+from callflows.snapshot import AccountTexts, account_to_json
 from callflows.state import FORMAT, UPGRADES, CallState, Pending
 from tests.unit.fakes import NOW, Call, FakeDirectory, make_account, make_meter
 
@@ -55,6 +57,59 @@ def test_decimals_travel_as_text_and_dates_as_iso() -> None:
     assert meter["history"][0] == {"value": "100.125", "taken_at": "2026-09-23T07:00:00+00:00"}
     assert meter["verification_due"] == "2030-01-01"
     assert data["pending"]["value"] == "140.25"
+
+
+def _written_whole(state: CallState) -> str:
+    """The state as one json.dumps of all of it, as to_json wrote it before it kept texts."""
+    data = json.loads(state.to_json())
+    data["account"] = None if state.account is None else account_to_json(state.account)
+    data["candidates"] = [account_to_json(a) for a in state.candidates]
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def choosing() -> CallState:
+    accounts = [make_account(n, make_meter(n, "1.5", "2")) for n in (7, 8)]
+    return CallState(step="choose_account", caller=PHONE, candidates=accounts)
+
+
+@pytest.mark.parametrize("make", [confirming, choosing, CallState], ids=lambda f: f.__name__)
+def test_the_json_is_one_sorted_dump_of_the_whole_state(make: Any) -> None:
+    state = make()
+    written = state.to_json()
+    assert written == _written_whole(state)
+    again = CallState.from_json(written)
+    assert again == state and again.to_json() == written
+
+
+def test_an_account_is_written_back_as_it_was_read_and_reads_the_same() -> None:
+    data = json.loads(confirming().to_json())
+    data["account"]["address"] = "ул. Новая, д. 2"
+    raw = json.dumps(data, sort_keys=True)  # ASCII-escaped: not how to_json writes it
+    state = CallState.from_json(raw)
+    assert state.account is not None and state.account.address == "ул. Новая, д. 2"
+    written = state.to_json()
+    assert json.loads(written) == json.loads(raw)
+    assert CallState.from_json(written) == state
+
+
+def test_an_account_changed_after_it_was_read_is_written_as_it_is_now() -> None:
+    state = CallState.from_json(confirming().to_json())
+    assert state.account is not None
+    state.account = replace(state.account, address="ул. Другая, д. 3")
+    written = state.to_json()
+    assert written == _written_whole(state)
+    assert CallState.from_json(written).account == state.account
+
+
+def test_an_account_corrupted_in_a_state_read_before_is_still_refused() -> None:
+    written = confirming().to_json()
+    CallState.from_json(written)
+    corrupt = written.replace('"serial": "', '"serial": 5, "x": "', 1)
+    with pytest.raises(ValueError):
+        CallState.from_json(corrupt)
+    twice = written[:-1] + ', "account": null}'
+    with pytest.raises(ValueError, match="without a meter"):  # the last "account" counts
+        CallState.from_json(twice)
 
 
 def test_a_fresh_state_round_trips() -> None:
@@ -184,3 +239,14 @@ def test_an_unknown_format_is_refused(fmt: object) -> None:
     data["format"] = fmt
     with pytest.raises(ValueError, match="unknown format"):
         CallState.from_json(json.dumps(data))
+
+
+def test_the_account_texts_keep_only_the_last_few_and_stay_exact() -> None:
+    texts = AccountTexts(size=2)
+    accounts = [make_account(n, make_meter(n, "1.5", "2")) for n in (1, 2, 3)]
+    written = [texts.text(a) for a in accounts]
+    assert len(texts._accounts) == len(texts._texts) == 2
+    for account, text in zip(accounts, written, strict=True):
+        assert texts.text(account) == json.dumps(account_to_json(account), ensure_ascii=False,
+                                                 sort_keys=True)  # fmt: skip
+        assert texts.account(text, json.loads(text)) == account
