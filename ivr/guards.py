@@ -82,16 +82,8 @@ class BodyDeadline:
     def _read(self, environ: dict[str, Any], limit: int) -> bytes | None:
         stream = environ["wsgi.input"]
         sock: socket.socket | None = environ.get("gunicorn.socket")
-        expired = threading.Event()
-
-        def cut() -> None:
-            expired.set()
-            try:
-                sock.shutdown(socket.SHUT_RD)  # type: ignore[union-attr]
-            except OSError:
-                pass  # already closed
-
-        ticket = self.watchdog.call_at(time.monotonic() + self.timeout, cut) if sock else None
+        cut = _Cut(sock) if sock else None
+        ticket = self.watchdog.call_at(time.monotonic() + self.timeout, cut) if cut else None
         chunks, size = [], 0
         try:
             while size < limit:
@@ -101,12 +93,33 @@ class BodyDeadline:
                 chunks.append(chunk)
                 size += len(chunk)
         except Exception:
-            if not expired.is_set():
+            if cut is None or not cut.expired:
                 raise
         finally:
             if ticket is not None:
                 self.watchdog.cancel(ticket)
-        return None if expired.is_set() else b"".join(chunks)
+        return None if cut is not None and cut.expired else b"".join(chunks)
+
+
+class _Cut:
+    """The watchdog's callback for one body: shut the socket's reading side, and say so.
+
+    A flag, not a threading.Event: it is set once, by the watchdog thread, and read by the
+    request's thread after its read returned (an Event costs a lock and a condition on
+    every request, for nothing)."""
+
+    __slots__ = ("sock", "expired")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.expired = False
+
+    def __call__(self) -> None:
+        self.expired = True
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass  # already closed
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:
@@ -133,7 +146,11 @@ class Watchdog:
                 # Started on first use, in the worker process (not before gunicorn forks).
                 self._thread = threading.Thread(target=self._run, name="body-deadline", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            # Woken only when it must wake sooner than it meant to: for the earliest deadline.
+            # Deadlines come in order (now + the same timeout), so nearly never: a wake-up per
+            # request was a thread switch per request.
+            if self._heap[0][1] == ticket:
+                self._wake.notify()
             return ticket
 
     def cancel(self, ticket: int) -> None:
