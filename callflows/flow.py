@@ -74,7 +74,7 @@ def advance(
             raise ValueError("CallStarted for a call that has already started")
         return identify.on_call_started(event, ctx)
     if isinstance(event, CallEnded):
-        return on_call_ended(state, event)
+        return on_call_ended(state, event, owned=owned)
     if state is None:
         raise ValueError(f"{type(event).__name__} before the call started")
     if not owned:
@@ -195,8 +195,11 @@ def _spoken_value(state: CallState, ctx: Context, event: Spoken) -> list[Action]
     return meters.on_value(state, ctx, event.value, heard)
 
 
-def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState, list[Action]]:
-    """The status callback: a call that ends before the flow finished was dropped."""
+def on_call_ended(
+    state: CallState | None, event: CallEnded, *, owned: bool = False
+) -> tuple[CallState, list[Action]]:
+    """The status callback: a call that ends before the flow finished was dropped. `state` is
+    left as it was unless `owned` (as in `advance`)."""
     if state is None:
         status = CALL_STATUS_WORDS.get(event.status, event.status)
         detail = f"звонок завершился до начала ({status})"
@@ -204,7 +207,8 @@ def on_call_ended(state: CallState | None, event: CallEnded) -> tuple[CallState,
             RaiseFlag("dropped_call", detail),
             Finish("dropped"),
         ]
-    state = copy.deepcopy(state)
+    if not owned:
+        state = copy.deepcopy(state)
     if state.finished:
         return state, []
     if state.step == "summary":  # hung up after hearing what was taken: a normal end

@@ -189,3 +189,14 @@ def test_advance_leaves_the_state_it_was_given_alone_unless_it_is_handed_over() 
     assert given == call.state and new != given
     owned, _ = advance(given, Keys(digits="140", now=NOW), call.directory, call.policy, owned=True)
     assert owned is given and owned == new
+
+
+def test_the_end_of_a_call_leaves_its_state_alone_unless_it_is_handed_over() -> None:
+    call = started()
+    assert call.state is not None
+    given = CallState.from_json(call.state.to_json())
+    ended = CallEnded(status="completed", now=NOW)
+    new, _ = advance(given, ended, call.directory, call.policy)
+    assert given == call.state and new != given and new.outcome == "dropped"
+    owned, _ = advance(given, ended, call.directory, call.policy, owned=True)
+    assert owned is given and owned == new
