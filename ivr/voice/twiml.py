@@ -4,6 +4,7 @@ byte-identical to the SDK's VoiceResponse by tests, the rare ones through VoiceR
 from __future__ import annotations
 
 import functools
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -59,15 +60,61 @@ def _element(name: str, attrs: dict[str, object], text: str = "", children: str 
     return f"<{head}>{_text(text)}{children}</{name}>"
 
 
-def _speak(catalogue: Catalogue, say: Say, spoken: list[str]) -> str:
+def _speak(catalogue: Catalogue, say: Say, spoken: list[str], said: Said | None) -> str:
+    key = said.key(say) if said is not None else None
+    found = said.get(key) if said is not None and key is not None else None
+    if found is None:
+        found = _said(catalogue, say)
+        if said is not None and key is not None:
+            said.keep(key, found)
+    spoken.append(found[1])
+    return found[0]
+
+
+def _said(catalogue: Catalogue, say: Say) -> tuple[str, str]:
+    """A prompt's verb (Say or Play) and its words."""
     utterance = catalogue.render(say.prompt, say.params)
-    spoken.append(utterance.text)
     if utterance.audio:
-        return _element("Play", {}, utterance.audio)
+        return _element("Play", {}, utterance.audio), utterance.text
     attrs: dict[str, object] = {"language": catalogue.language, "voice": catalogue.voice or None}
     if utterance.ssml is not None:
-        return _ssml_say(utterance.ssml, attrs)
-    return _element("Say", attrs, utterance.text)
+        return _ssml_say(utterance.ssml, attrs), utterance.text
+    return _element("Say", attrs, utterance.text), utterance.text
+
+
+class Said:
+    """The verbs of the prompts a renderer spoke last, by prompt and parameters: most prompts
+    have none or the same few (counts, ordinals, meter names), and each took a few µs to fill
+    in, escape and wrap on every webhook (issue 9). The catalogue does not change once loaded.
+    Bounded, oldest out first; keyed on the parameters' types too (True is not 1)."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self._size = size
+        self._verbs: dict[object, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(say: Say) -> object | None:
+        """The cache key of a Say; None if its parameters cannot be one."""
+        if not say.params:
+            return say.prompt
+        key = (say.prompt, tuple(sorted((k, type(v), v) for k, v in say.params.items())))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(self, key: object) -> tuple[str, str] | None:
+        """The verb and words kept for `key`."""
+        return self._verbs.get(key)
+
+    def keep(self, key: object, verb: tuple[str, str]) -> None:
+        """Remember a verb and its words."""
+        with self._lock:
+            self._verbs[key] = verb
+            while len(self._verbs) > self._size:
+                del self._verbs[next(iter(self._verbs))]
 
 
 def _ssml_say(ssml: str, attrs: dict[str, object]) -> str:
@@ -104,21 +151,23 @@ def connect_stream(stream: StreamTarget | None, next_url: str) -> str:
     return str(response)
 
 
-def render(actions: list[Action], catalogue: Catalogue, step_url: str) -> Rendered:
+def render(
+    actions: list[Action], catalogue: Catalogue, step_url: str, said: Said | None = None
+) -> Rendered:
     """TwiML for the actions; Gathers post to `step_url` (which carries the next step number).
 
     Written as text, not through VoiceResponse: the SDK builds an ElementTree and serialises
     it on every webhook, a cost the line's budget per webhook has no room for (issue 9).
     tests/webhooks/test_twiml_text.py holds every document byte-identical to VoiceResponse's
-    for the same actions."""
+    for the same actions. `said` (a renderer's) keeps the prompts' verbs once written."""
     parts: list[str] = []
     spoken: list[str] = []
     for action in actions:
         if isinstance(action, Say):
-            parts.append(_speak(catalogue, action, spoken))
+            parts.append(_speak(catalogue, action, spoken, said))
         elif isinstance(action, Gather):
             # The prompt goes inside the Gather: keys pressed before it starts are lost.
-            prompts = "".join(_speak(catalogue, say, spoken) for say in action.prompts)
+            prompts = "".join(_speak(catalogue, say, spoken, said) for say in action.prompts)
             # Gather's timeout is both the wait for the first key and the gap between keys;
             # a pause inside the Gather (keys interrupt it) gives time to start, while a lone
             # `*` or `0` is acted on after the short gap.
@@ -164,10 +213,11 @@ class TwimlRenderer:
 
     def __init__(self, catalogue: Catalogue):
         self.catalogue = catalogue
+        self.said = Said()
 
     def render(self, actions: list[Action], next_step: str) -> Rendered:
         """TwiML for the actions."""
-        return render(actions, self.catalogue, next_step)
+        return render(actions, self.catalogue, next_step, self.said)
 
     def apology(self, prompt: str = "system_error") -> str:
         """A spoken apology (or other parting prompt) and a hang-up, as TwiML."""

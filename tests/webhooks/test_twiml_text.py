@@ -11,7 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from callflows.model import Action, Gather, Hangup, Say, Transfer
 from ivr.prompts import Utterance
-from ivr.voice.twiml import render
+from ivr.voice.twiml import Said, render
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 XMLISH = st.sampled_from(["", "&", "<b>", '"кавычки"', "a\r\nb\tc", "сто двадцать три"]) | TEXT
@@ -91,6 +91,10 @@ def test_every_document_is_byte_identical_to_voice_response(
     catalogue = Catalogue(language, voice, audio)
     rendered = render(actions, catalogue, step_url)  # type: ignore[arg-type]
     assert rendered.reply == sdk_render(actions, catalogue, step_url)
+    said = Said()  # the renderer's: prompts written once, then kept
+    for _ in range(2):
+        again = render(actions, catalogue, step_url, said)  # type: ignore[arg-type]
+        assert (again.reply, again.spoken) == (rendered.reply, rendered.spoken)
 
 
 def test_a_prompt_inside_a_gather_is_spoken_and_listed() -> None:
@@ -101,3 +105,28 @@ def test_a_prompt_inside_a_gather_is_spoken_and_listed() -> None:
     assert rendered.reply == sdk_render(
         actions, catalogue, "https://ivr.example.org/voice/step?seq=1&x=<"
     )
+
+
+def test_kept_prompts_tell_parameters_apart_by_value_and_type() -> None:
+    catalogue, said = ParamsCatalogue("ru-RU", None), Said()
+
+    def words(**params: object) -> list[str]:
+        return render([Say("p", params)], catalogue, "", said).spoken  # type: ignore[arg-type]
+
+    assert words(n=1) == ["p n=1:int"]
+    assert words(n=True) == ["p n=True:bool"]
+    assert words(n=2) == ["p n=2:int"]
+    assert words(n=1) == ["p n=1:int"]
+    assert words(n=[1]) == words(n=[1]) == ["p n=[1]:list"]  # not hashable: not kept
+
+
+@dataclass
+class ParamsCatalogue:
+    """Prompts whose words name their parameters and the parameters' types."""
+
+    language: str
+    voice: str | None
+
+    def render(self, key: str, params: dict[str, object] | None = None) -> Utterance:
+        named = " ".join(f"{k}={v!r}:{type(v).__name__}" for k, v in (params or {}).items())
+        return Utterance(text=f"{key} {named}")
