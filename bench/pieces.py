@@ -76,9 +76,9 @@ def main() -> None:
         states.append(raw)
         return real_from_json(raw)
 
-    def render(actions: Any, catalogue: Any, step_url: str, said: Any = None) -> Any:
+    def render(actions: Any, catalogue: Any, step_url: str, *said: Any) -> Any:
         renders.append((actions, catalogue, step_url))
-        return real_render(actions, catalogue, step_url, said)
+        return real_render(actions, catalogue, step_url, *said)
 
     CallState.from_json = staticmethod(from_json)  # type: ignore[method-assign,assignment]
     twiml.render = render  # type: ignore[assignment]
@@ -151,10 +151,11 @@ def main() -> None:
         timed(f"CallState.from_json ({state.step}, {len(raw)} chars)",
               lambda raw=raw: real_from_json(raw), rounds)  # fmt: skip
         timed(f"CallState.to_json ({state.step})", state.to_json, rounds)
-    said = twiml.Said()  # as the app's renderer keeps it, warmed by the first run
+    # The prompts as the app's renderer keeps them, warmed by the first run (if it keeps them).
+    said = [twiml.Said()] if hasattr(twiml, "Said") else []
     for actions, catalogue, step_url in renders[:5]:
         names = ",".join(type(a).__name__ for a in actions)
-        run = functools.partial(real_render, actions, catalogue, step_url, said)
+        run = functools.partial(real_render, actions, catalogue, step_url, *said)
         timed(f"twiml.render ({names})"[:52], run, rounds)
 
 
