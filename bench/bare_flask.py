@@ -41,7 +41,7 @@ def fixed_twiml(public_url: str, seq: int) -> str:
 def goodbye_twiml() -> str:
     """The end of a call: a Say and a Hangup."""
     response = VoiceResponse()
-    response.say("Принято показаний: два. Спасибо за звонок. До свидания!", language="ru-RU")
+    response.say("Принято два показания. Спасибо, до свидания!", language="ru-RU")
     response.hangup()
     return str(response)
 
