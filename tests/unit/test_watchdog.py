@@ -40,3 +40,24 @@ def test_a_cancelled_callback_never_runs_and_the_next_still_does() -> None:
     dog.call_at(start + 0.7, done.set)
     assert done.wait(5)
     assert ran == [49]
+
+
+def _gunicorn_body(received: bytes, length: int) -> object:
+    """A gunicorn request body whose first `received` bytes came in with the headers."""
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import IterUnreader
+
+    unreader = IterUnreader([b"more to come"])
+    unreader.unread(received)
+    return Body(LengthReader(unreader, length))
+
+
+def test_a_body_that_came_in_with_its_headers_is_known_to_be_in_memory() -> None:
+    from ivr.guards import _buffered
+
+    assert _buffered(_gunicorn_body(b"CallSid=CA1&Digits=1", 20)) == 20
+    # What follows the body on the connection (a pipelined request) does not count.
+    assert _buffered(_gunicorn_body(b"CallSid=CA1&Digits=1GET / HTTP/1.1", 20)) == 20
+    # Part of it still on the way: the read gets its deadline.
+    assert _buffered(_gunicorn_body(b"CallSid=CA", 20)) == 10
+    assert _buffered(object()) == 0  # not gunicorn's: a deadline, as before
