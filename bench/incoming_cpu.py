@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench import load, pg_count  # noqa: E402
-from bench.step_cpu import PUBLIC, scripts, serve  # noqa: E402
+from bench.step_cpu import scripts, serve, use_line_settings  # noqa: E402
 
 
 def main() -> None:
@@ -45,14 +45,7 @@ def main() -> None:
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
     load.seed(engine, len(callers), opts.meters)
     engine.dispose()
-    for key in [k for k in os.environ if k.startswith(("METERLINE_", "TWILIO_"))]:
-        del os.environ[key]
-    os.environ.update({
-        "METERLINE_DATABASE_URL": url, "TWILIO_AUTH_TOKEN": load.TOKEN,
-        "METERLINE_PUBLIC_URL": PUBLIC, "METERLINE_SECRET_KEY": "load",
-        "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
-        "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
-    })  # fmt: skip
+    use_line_settings(url, workdir)
     from ivr import create_app
 
     firsts = [call[:1] for call in scripts(callers, opts.meters)]

@@ -280,18 +280,24 @@ class Server:
         return self.log_path.read_text(errors="replace").count("Traceback")
 
 
+def line_settings(url: str, public_url: str, workdir: Path) -> dict[str, str]:
+    """The line's settings for a benchmark: the database at `url`, the window open all month
+    and day, no hourly limit in the way (every bench's server, in process or not)."""
+    return {
+        "METERLINE_DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN,
+        "METERLINE_PUBLIC_URL": public_url, "METERLINE_SECRET_KEY": "load",
+        "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
+        "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
+    }  # fmt: skip
+
+
 def our_server(
     url: str, opts: argparse.Namespace, workdir: Path, extra: dict[str, str] | None = None
 ) -> Server:
     """`meterline serve` on the database at `url`, window open all month and day (plus `extra`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
-    env.update({
-        "METERLINE_DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN,
-        "METERLINE_PUBLIC_URL": f"http://127.0.0.1:{port}", "METERLINE_SECRET_KEY": "load",
-        "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
-        "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
-    })  # fmt: skip
+    env.update(line_settings(url, f"http://127.0.0.1:{port}", workdir))
     env.update(extra or {})
     argv = [sys.executable, "-m", "ivr", "serve", "--port", str(port),
             "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip

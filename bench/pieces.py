@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import functools
 import io
-import os
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
 from bench.bare_flask import create_bare_app  # noqa: E402
-from bench.step_cpu import PUBLIC, scripts, serve  # noqa: E402
+from bench.step_cpu import PUBLIC, scripts, serve, use_line_settings  # noqa: E402
 
 
 def timed(label: str, work: Callable[[], object], rounds: int) -> float:
@@ -53,14 +52,7 @@ def main() -> None:
     engine = load.prepare(url)
     load.seed(engine, 4, 2)
     engine.dispose()
-    for key in [k for k in os.environ if k.startswith(("METERLINE_", "TWILIO_"))]:
-        del os.environ[key]
-    os.environ.update({
-        "METERLINE_DATABASE_URL": url, "TWILIO_AUTH_TOKEN": load.TOKEN,
-        "METERLINE_PUBLIC_URL": PUBLIC, "METERLINE_SECRET_KEY": "load",
-        "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
-        "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
-    })  # fmt: skip
+    use_line_settings(url, workdir)
     from flask import Response
 
     from callflows.state import CallState

@@ -154,6 +154,14 @@ def resign(env: dict[str, Any], old_sid: str, new_sid: str) -> str:
     return webhook_client.signature(load.TOKEN, PUBLIC + env["PATH_INFO"] + query, fields)
 
 
+def use_line_settings(url: str, workdir: Path) -> None:
+    """This process's environment as `meterline serve`'s in bench/load.py (and nothing of
+    the caller's own METERLINE_ or TWILIO_ settings)."""
+    for key in [k for k in os.environ if k.startswith(("METERLINE_", "TWILIO_"))]:
+        del os.environ[key]
+    os.environ.update(load.line_settings(url, PUBLIC, workdir))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
@@ -168,14 +176,7 @@ def main() -> None:
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
     load.seed(engine, len(callers), opts.meters)
     engine.dispose()
-    for key in [k for k in os.environ if k.startswith(("METERLINE_", "TWILIO_"))]:
-        del os.environ[key]
-    os.environ.update({
-        "METERLINE_DATABASE_URL": url, "TWILIO_AUTH_TOKEN": load.TOKEN,
-        "METERLINE_PUBLIC_URL": PUBLIC, "METERLINE_SECRET_KEY": "load",
-        "METERLINE_WINDOW": "1-31", "METERLINE_OPERATOR_HOURS": "00:00-23:59",
-        "METERLINE_CALLS_PER_HOUR": "10000", "METERLINE_AUDIO_DIR": str(workdir / "audio"),
-    })  # fmt: skip
+    use_line_settings(url, workdir)
     from ivr import create_app
 
     ours = create_app()

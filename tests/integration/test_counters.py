@@ -4,26 +4,16 @@ its window's start as the models read it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from storage import counters
-from storage.db import make_webhook_engine
 from storage.models import Counter
 
 T0 = datetime(2026, 11, 24, 7, 0, 0, 123456, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def webhooks(database_url: str, clean_db: Engine) -> Iterator[Engine]:
-    engine = make_webhook_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _row(clean_db: Engine, key: str) -> Counter | None:

@@ -4,7 +4,6 @@ the same data, and the replay check and the hourly counter read what the databas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -16,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from ivr.voice.directory import PrefetchedDirectory, SqlDirectory
 from storage import incoming
-from storage.db import make_webhook_engine
 from storage.incoming import IncomingStore
 from storage.ledger import HISTORY_LIMIT
 from storage.models import Account, Call, Counter, Meter, Phone, Reading
@@ -30,13 +28,6 @@ SHARED = "+79210000001"  # three accounts
 SINGLE = "+79210000002"  # one of them
 UNKNOWN = "+79210000009"
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def webhooks(database_url: str, clean_db: Engine) -> Iterator[Engine]:
-    engine = make_webhook_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _months_back(n: int) -> str:

@@ -3,7 +3,6 @@ whole or not at all, and only by the request that claimed it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -13,19 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage import ledger
-from storage.db import make_webhook_engine
 from storage.models import Call, CallEvent, CallReply, Flag, RateLimitHit, Reading
 from storage.steps import EventRow, FlagRow, StepStore, StepWrite
 from tests.support.data import add_account, add_meter
 
 NOW = datetime(2026, 11, 24, 7, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def webhooks(database_url: str, clean_db: Engine) -> Iterator[Engine]:
-    engine = make_webhook_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _call(clean_db: Engine, seq: int = 1) -> int:
