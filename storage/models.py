@@ -175,6 +175,8 @@ class Reading(Base):
     __tablename__ = "readings"
     __table_args__ = (
         Index("ix_readings_meter_taken", "meter_id", "taken_at"),
+        # A meter's readings of a period (the ledger's open rows, a caller's current ones).
+        Index("ix_readings_meter_period", "meter_id", "period"),
         # The ledger's invariant (storage/ledger.py): at most one current accepted reading
         # per meter and period, whatever code path writes.
         Index(
