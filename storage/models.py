@@ -279,17 +279,6 @@ class Utterance(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class RateLimitHit(Base):
-    """One incoming call from a number, for the per-caller hourly limit."""
-
-    __tablename__ = "rate_limit_hits"
-    __table_args__ = (Index("ix_rate_limit_caller_at", "caller", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    caller: Mapped[str] = mapped_column(String(40))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class Counter(Base):
     """A count of events in a window, updated in one conditional UPDATE (storage/counters.py).
 

@@ -140,7 +140,7 @@ class StepStore:
     def new_call(self, step: StepWrite, call_sid: str, caller: str) -> Head:
         """The call inserted at its first step; a second "a call comes in" for the same
         CallSid fails on the unique key (IntegrityError). (The hourly limit is counted
-        before, by `storage.counters`; `rate_limit_hits` is no longer written.)"""
+        before, by `storage.counters`.)"""
         m = self.mark
         outcome = step.changes.get("outcome")
         sql = (f"INSERT INTO calls (call_sid, caller, account_id, state, seq, started_at, "
