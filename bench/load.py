@@ -428,13 +428,22 @@ def drive(
     numbers = [next(callers) for _ in range(load.calls)]
     if opts.client == "phone":
         return drive_phone(label, server, numbers, load, opts.meters)
+    if load.concurrency == 1:  # one client process, or its two would place two at once
+        opts = argparse.Namespace(**{**vars(opts), "processes": 1})
     return drive_raw(label, server, numbers, load, opts)
 
 
+ONE_AT_A_TIME = "one at a time"
+
+
 def phases(opts: argparse.Namespace) -> list[tuple[str, Load]]:
-    """Warm-up, saturation and (unless --pause-calls 0) think time."""
+    """Warm-up, (unless --single-calls 0) one call at a time, saturation and (unless
+    --pause-calls 0) think time."""
     warm = Load(opts.workers * 4, opts.workers * 2, 0.0, 0.0)
-    runs = [("warm-up", warm), ("saturation", Load(opts.calls, opts.concurrency, 0.0, 0.0))]
+    runs = [("warm-up", warm)]
+    if opts.single_calls:
+        runs.append((ONE_AT_A_TIME, Load(opts.single_calls, 1, 0.0, 0.0)))
+    runs.append(("saturation", Load(opts.calls, opts.concurrency, 0.0, 0.0)))
     if opts.pause_calls:
         runs.append(
             (f"{opts.pause:g} s pauses",
@@ -502,6 +511,14 @@ def summary(results: dict[str, dict[str, Figures]], trips: tuple[float, float] |
         client = cpu_per_webhook(sat, "client")
         print(f"  {name:<12} {cpu:>16.2f} ms {ratio:>7.2f} {pg:>8} {rate:>11.0f} "
               f"{rate / bare_rate:>7.2f} {client:>8.2f} ms {p99:>11}")  # fmt: skip
+    bare_single = results.get("bare Flask", {}).get(ONE_AT_A_TIME)
+    if any(ONE_AT_A_TIME in by_phase for by_phase in results.values()):
+        print("  one call at a time (no contention), server CPU per webhook: " + ", ".join(
+            f"{name} {cpu_per_webhook(by_phase[ONE_AT_A_TIME]):.2f} ms"
+            + (f" ({cpu_per_webhook(by_phase[ONE_AT_A_TIME]) / cpu_per_webhook(bare_single):.2f}"
+               " x bare)" if bare_single and name != "bare Flask" else "")
+            for name, by_phase in results.items() if ONE_AT_A_TIME in by_phase
+        ))  # fmt: skip
     if trips is not None:
         print(f"  PostgreSQL round trips per webhook: {trips[0]:.2f}; "
               f"statements per webhook: {trips[1]:.2f}")  # fmt: skip
@@ -591,6 +608,9 @@ def main() -> None:
     parser.add_argument("--pause-calls", type=int, default=200,
                         help="calls at once with pauses (200; 0 skips the phase)")  # fmt: skip
     parser.add_argument("--pause", type=float, default=2.0, help="seconds per prompt (2)")
+    parser.add_argument("--single-calls", type=int, default=40,
+                        help="calls placed one at a time, for the CPU without contention "
+                             "(40; 0 skips the phase)")  # fmt: skip
     parser.add_argument("--count-calls", type=int, default=10,
                         help="calls for the PostgreSQL round-trip count (10; 0 skips)")  # fmt: skip
     parser.add_argument("--meters", type=int, default=2, help="meters per account (2)")
@@ -607,12 +627,15 @@ def main() -> None:
         sys.exit("--calls must be 1..5000 and --concurrency 1..1000")
     if not 0 <= opts.pause_calls <= 1000:
         sys.exit("--pause-calls must be 0..1000")
+    if not 0 <= opts.single_calls <= 1000:
+        sys.exit("--single-calls must be 0..1000")
     if not (make_url(opts.pg_url).database or "").endswith("load"):
         sys.exit("refusing to empty a database whose name does not end in 'load'")
 
     workdir = Path(tempfile.mkdtemp(prefix="meterline-load-"))
     print(f"machine: {machine()}")
-    print(f"load: saturation {opts.calls} calls, {opts.concurrency} at once; then "
+    print(f"load: {opts.single_calls} calls one at a time; saturation {opts.calls} calls, "
+          f"{opts.concurrency} at once; then "
           f"{opts.pause_calls} at once with {opts.pause} s pauses; {opts.meters} meters each; "
           f"gunicorn gthread {opts.workers} workers x {opts.threads} threads; client "
           f"{opts.client}" + (f" x {opts.processes} processes" if opts.client == "raw" else "")
