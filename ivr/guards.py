@@ -24,6 +24,10 @@ DEFAULT_MAX_BODY = 64 * 1024
 # A few KB arrive in well under a second; Twilio itself gives up on a webhook after 15 s.
 DEFAULT_BODY_TIMEOUT = 5.0
 
+# The environ key under which the body read here is handed on (ivr.request reads the form
+# from it instead of from a stream around a stream).
+BODY = "meterline.body"
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -74,6 +78,7 @@ class BodyDeadline:
             if body is None:
                 return _closing(408, "Request body not received in time")(environ, start_response)
             environ["wsgi.input"] = io.BytesIO(body)
+            environ[BODY] = body  # the whole body, bounded: the form parses from it
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
             environ["wsgi.input_terminated"] = True

@@ -13,16 +13,19 @@ Werkzeug's.
 
 from __future__ import annotations
 
+import io
 from typing import IO, Any
 from urllib.parse import unquote
 
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" error handler)
-from flask import Flask, Request
+from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.utils import cached_property
+
+from ivr.guards import BODY
 
 URLENCODED = "application/x-www-form-urlencoded"
 # Werkzeug's error handler (registered by werkzeug.urls, imported by Werkzeug itself): bytes
@@ -79,6 +82,28 @@ class MeterlineRequest(Request):
     """Flask's request, forms and query strings by `parse_pairs`."""
 
     form_data_parser_class = FormParser
+
+    def _load_form_data(self) -> None:
+        """The urlencoded form from the body the body guard already read whole (ivr.guards,
+        BODY): what Werkzeug's parsing gives, without the stream, the limited stream around
+        it and a parser built per request to read bytes that are already in memory. Any
+        other request (multipart, no body read, debug mode's helpers) goes Werkzeug's way."""
+        if "form" in self.__dict__:
+            return
+        body = self.environ.get(BODY)
+        if not isinstance(body, bytes) or self.mimetype != URLENCODED or current_app.debug:
+            super()._load_form_data()
+            return
+        for limit in (self.max_form_memory_size, self.max_content_length):
+            if limit is not None and len(body) > limit:
+                raise RequestEntityTooLarge()
+        try:
+            items = parse_pairs(body.decode())
+        except ValueError:  # not UTF-8: an empty form, as Werkzeug's silent parser gives
+            items = []
+        storage = self.parameter_storage_class
+        state = self.__dict__
+        state["stream"], state["form"], state["files"] = io.BytesIO(), storage(items), storage()
 
     @cached_property
     def args(self) -> MultiDict[str, str]:
