@@ -81,5 +81,6 @@ def test_a_form_over_the_form_limit_is_refused_from_the_guards_body_too() -> Non
 
 
 def test_a_multipart_form_is_werkzeugs() -> None:
-    got = _app(MeterlineRequest, guarded=True).test_client().post("/echo", data={"a": "1", "b": "ж"})
+    client = _app(MeterlineRequest, guarded=True).test_client()
+    got = client.post("/echo", data={"a": "1", "b": "ж"})
     assert got.get_json()["form"] == [["a", "1"], ["b", "ж"]]
