@@ -38,6 +38,7 @@ import argparse
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,7 +60,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import pg_count, webhook_client  # noqa: E402
+from bench import breakdown, pg_count, webhook_client  # noqa: E402
 from ivr.simulator.phone import CallError, SimulatedCall, scripted  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -90,6 +91,7 @@ class Figures:
     stored: int | None = None
     expected: int | None = None
     duplicates: int | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)  # --breakdown: worker totals
 
     @property
     def per_minute(self) -> float:
@@ -250,6 +252,7 @@ class Server:
         self, argv: list[str], env: dict[str, str], port: int, log: Path, database: str = ""
     ):
         self.url = f"http://127.0.0.1:{port}"
+        self.breakdown: Path | None = None  # where bench/breakdown.py's workers write
         self.database = database  # a PostgreSQL database name, for CPU accounting
         self.log_path = log
         self._log = log.open("wb")
@@ -291,6 +294,14 @@ def line_settings(url: str, public_url: str, workdir: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
+def python(opts: argparse.Namespace, breakdown: Path) -> list[str]:
+    """The interpreter a server runs on: under bench/breakdown.py with --breakdown."""
+    if not opts.breakdown:
+        return [sys.executable]
+    shutil.rmtree(breakdown, ignore_errors=True)
+    return [sys.executable, str(ROOT / "bench" / "breakdown.py"), str(breakdown)]
+
+
 def our_server(
     url: str, opts: argparse.Namespace, workdir: Path, extra: dict[str, str] | None = None
 ) -> Server:
@@ -299,21 +310,26 @@ def our_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
     env.update(line_settings(url, f"http://127.0.0.1:{port}", workdir))
     env.update(extra or {})
-    argv = [sys.executable, "-m", "ivr", "serve", "--port", str(port),
-            "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
+    argv = [*python(opts, workdir / "breakdown-ours"), "-m", "ivr", "serve", "--port",
+            str(port), "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
     parsed = make_url(url)
     name = parsed.get_backend_name()
     database = parsed.database or "" if name == "postgresql" else ""
-    return Server(argv, env, port, workdir / f"serve-{name}.log", database)
+    server = Server(argv, env, port, workdir / f"serve-{name}.log", database)
+    server.breakdown = workdir / "breakdown-ours" if opts.breakdown else None
+    return server
 
 
 def bare_server(opts: argparse.Namespace, workdir: Path) -> Server:
     """The bare Flask ceiling under the same gunicorn settings."""
     port = free_port()
-    argv = [sys.executable, str(ROOT / "bench" / "bare_flask.py"), "--port", str(port),
+    argv = [*python(opts, workdir / "breakdown-bare"), str(ROOT / "bench" / "bare_flask.py"),
+            "--port", str(port),
             "--workers", str(opts.workers), "--threads", str(opts.threads),
             "--steps", str(opts.meters * 2)]  # fmt: skip
-    return Server(argv, dict(os.environ), port, workdir / "bare.log")
+    server = Server(argv, dict(os.environ), port, workdir / "bare.log")
+    server.breakdown = workdir / "breakdown-bare" if opts.breakdown else None
+    return server
 
 
 # --- the client ---
@@ -457,6 +473,14 @@ def calls_needed(opts: argparse.Namespace) -> int:
     return sum(load.calls for _, load in phases(opts))
 
 
+def worker_totals(out: Path | None) -> dict[str, float]:
+    """The workers' figures so far (bench/breakdown.py), once their next write is in."""
+    if out is None:
+        return {}
+    time.sleep(1.2)  # each worker writes its figures once a second
+    return breakdown.read(out)
+
+
 # --- the report ---
 
 
@@ -477,6 +501,21 @@ def report(figures: Figures) -> None:
         f"{figures.server_errors} server tracebacks",
     ]
     lines += [f"    {error}" for error in sorted(set(figures.errors))[:5]]
+    counted = figures.breakdown
+    if counted.get("requests"):
+        per = {k: v / counted["requests"] for k, v in counted.items()}
+        ms = {k: v * 1000 for k, v in per.items()}
+        if per["app"]:
+            thread = (f"{ms['app']:.2f} the app (SQL {ms['sql']:.2f} in {per['sql_batches']:.1f} "
+                      f"batches) + {ms['handle'] - ms['app']:.2f} gunicorn, in the request's "
+                      "thread")  # fmt: skip
+        else:  # bare Flask has no body guard to count its app at
+            thread = f"{ms['handle']:.2f} the request's thread (app and gunicorn)"
+        lines.append(
+            f"  worker CPU ms per webhook: {ms['process']:.2f} in all = {thread} + "
+            f"{ms['process'] - ms['handle']:.2f} other threads; context switches "
+            f"{per['voluntary']:.1f} voluntary, {per['involuntary']:.1f} not"
+        )
     if figures.expected is not None and figures.stored is not None:
         ok = figures.stored == figures.expected and figures.duplicates == 0
         lost = max(0, figures.confirmed - figures.stored)
@@ -542,7 +581,11 @@ def run_target(
     try:
         for phase, load in phases(opts):
             stored_before = count_stored(engine)[0] if engine is not None else 0
+            counted = server.breakdown if phase == "saturation" else None
+            before = worker_totals(counted)
             figures = drive(f"{label}: {phase}", server, callers, load, opts)
+            after = worker_totals(counted)
+            figures.breakdown = {k: after[k] - before.get(k, 0.0) for k in after}
             if engine is not None and phase != "warm-up":
                 stored, figures.duplicates = count_stored(engine)
                 figures.stored = stored - stored_before
@@ -608,9 +651,9 @@ def main() -> None:
     parser.add_argument("--pause-calls", type=int, default=200,
                         help="calls at once with pauses (200; 0 skips the phase)")  # fmt: skip
     parser.add_argument("--pause", type=float, default=2.0, help="seconds per prompt (2)")
-    parser.add_argument("--single-calls", type=int, default=40,
+    parser.add_argument("--single-calls", type=int, default=150,
                         help="calls placed one at a time, for the CPU without contention "
-                             "(40; 0 skips the phase)")  # fmt: skip
+                             "(150; 0 skips the phase)")  # fmt: skip
     parser.add_argument("--count-calls", type=int, default=10,
                         help="calls for the PostgreSQL round-trip count (10; 0 skips)")  # fmt: skip
     parser.add_argument("--meters", type=int, default=2, help="meters per account (2)")
@@ -622,6 +665,9 @@ def main() -> None:
     parser.add_argument("--keep-alive", action="store_true",
                         help="a connection per call, not per webhook")  # fmt: skip
     parser.add_argument("--no-bare", action="store_true", help="skip the bare-Flask ceiling")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="servers under bench/breakdown.py: where a worker's CPU goes at "
+                             "saturation (the app, its SQL, gunicorn, other threads)")  # fmt: skip
     opts = parser.parse_args()
     if not 1 <= opts.calls <= 5000 or not 1 <= opts.concurrency <= 1000:
         sys.exit("--calls must be 1..5000 and --concurrency 1..1000")
