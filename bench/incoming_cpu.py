@@ -17,7 +17,6 @@ import io
 import os
 import pstats
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench import load, pg_count  # noqa: E402
-from bench.step_cpu import scripts, serve, use_line_settings  # noqa: E402
+from bench.step_cpu import scripts, seeded_line, serve  # noqa: E402
 
 
 def main() -> None:
@@ -39,13 +38,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries")
     parser.add_argument("--trip-calls", type=int, default=20, help="calls counted on the wire")
     opts = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="meterline-incoming-"))
-    url = opts.pg_url if opts.database == "postgresql" else f"sqlite:///{workdir / 'in.db'}"
-    engine = load.prepare(url)
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
-    load.seed(engine, len(callers), opts.meters)
-    engine.dispose()
-    use_line_settings(url, workdir)
+    url = seeded_line(opts.database, opts.pg_url, len(callers), opts.meters, "incoming")
     from ivr import create_app
 
     firsts = [call[:1] for call in scripts(callers, opts.meters)]

@@ -16,7 +16,6 @@ import argparse
 import functools
 import io
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
 from bench.bare_flask import create_bare_app  # noqa: E402
-from bench.step_cpu import PUBLIC, scripts, serve, use_line_settings  # noqa: E402
+from bench.step_cpu import PUBLIC, scripts, seeded_line, serve  # noqa: E402
 from ivr.guards import BODY  # noqa: E402
 
 
@@ -48,12 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2000)
     opts = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="meterline-pieces-"))
-    url = f"sqlite:///{workdir / 'pieces.db'}"
-    engine = load.prepare(url)
-    load.seed(engine, 4, 2)
-    engine.dispose()
-    use_line_settings(url, workdir)
+    seeded_line("sqlite", "", 4, 2, "pieces")
     from flask import Response
 
     from callflows.state import CallState

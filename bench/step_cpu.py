@@ -162,6 +162,19 @@ def use_line_settings(url: str, workdir: Path) -> None:
     os.environ.update(load.line_settings(url, PUBLIC, workdir))
 
 
+def seeded_line(database: str, pg_url: str, accounts: int, meters: int,
+                name: str) -> str:  # fmt: skip
+    """A fresh database seeded with `accounts` callers (bench/load.py's), and this process's
+    environment as `meterline serve`'s on it; its URL."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"meterline-{name}-"))
+    url = pg_url if database == "postgresql" else f"sqlite:///{workdir / (name + '.db')}"
+    engine = load.prepare(url)
+    load.seed(engine, accounts, meters)
+    engine.dispose()
+    use_line_settings(url, workdir)
+    return url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
@@ -170,13 +183,8 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
     opts = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="meterline-stepcpu-"))
-    url = opts.pg_url if opts.database == "postgresql" else f"sqlite:///{workdir / 'step.db'}"
-    engine = load.prepare(url)
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
-    load.seed(engine, len(callers), opts.meters)
-    engine.dispose()
-    use_line_settings(url, workdir)
+    seeded_line(opts.database, opts.pg_url, len(callers), opts.meters, "stepcpu")
     from ivr import create_app
 
     ours = create_app()
