@@ -9,7 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -106,17 +106,22 @@ def _sql(conn: object, e164: str, period: str) -> list[object]:
     return SqlDirectory(conn, ZONE, WINDOW).accounts_for_phone(e164, period)  # type: ignore[arg-type]
 
 
+def _prefetched(webhooks: Engine, conn: Connection, e164: str, period: str) -> PrefetchedDirectory:
+    """The directory "a call comes in" answers from: its rows read for `e164` and `period`."""
+    store = IncomingStore(webhooks, StepStore(webhooks))
+    found = store.read(conn, "CA-new", ("calls:test", 100), NOW, HOUR, (e164, period))
+    assert found.phone is not None
+    return PrefetchedDirectory(conn, ZONE, WINDOW, 30, found.phone)
+
+
 @pytest.mark.parametrize("e164", [SHARED, SINGLE, UNKNOWN])
 @pytest.mark.parametrize("period", [PERIOD, "2026-12", _months_back(2)])
 def test_the_prefetched_directory_answers_as_the_sql_one(
     webhooks: Engine, clean_db: Engine, e164: str, period: str
 ) -> None:
     _seed(clean_db)
-    store = IncomingStore(webhooks, StepStore(webhooks))
     with webhooks.connect() as conn:
-        found = store.read(conn, "CA-new", ("calls:test", 100), NOW, HOUR, (e164, period))
-        assert found.phone is not None
-        prefetched = PrefetchedDirectory(conn, ZONE, WINDOW, 30, found.phone)
+        prefetched = _prefetched(webhooks, conn, e164, period)
         expected = _sql(conn, e164, period)
         got = prefetched.accounts_for_phone(e164, period)
     with Session(clean_db) as session:  # the ORM's paths ask on a Session: the same answer
@@ -139,11 +144,8 @@ def test_asked_anything_else_the_prefetched_directory_asks_the_database(
     webhooks: Engine, clean_db: Engine
 ) -> None:
     _seed(clean_db)
-    store = IncomingStore(webhooks, StepStore(webhooks))
     with webhooks.connect() as conn:
-        found = store.read(conn, "CA-new", ("calls:test", 100), NOW, HOUR, (SINGLE, PERIOD))
-        assert found.phone is not None
-        prefetched = PrefetchedDirectory(conn, ZONE, WINDOW, 30, found.phone)
+        prefetched = _prefetched(webhooks, conn, SINGLE, PERIOD)
         for e164, period in [(SHARED, PERIOD), (SINGLE, "2026-12")]:
             assert prefetched.accounts_for_phone(e164, period) == _sql(conn, e164, period)
         by_number = prefetched.account_by_number("2002", PERIOD)
