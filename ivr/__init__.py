@@ -11,8 +11,9 @@ from flask import Flask
 log = logging.getLogger("meterline")
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `config` (tests, tools) overrides the environment, same names."""
+def create_app(config: Mapping[str, Any] | None = None, *, serving: bool = False) -> Flask:
+    """Build the app. `config` (tests, tools) overrides the environment, same names.
+    `serving`: a `meterline serve` worker's app, whose webhooks take turns (ivr/voice/gate.py)."""
     # Imported here, not at the top: `meterline --help` imports this package and builds no app.
     import os
 
@@ -50,7 +51,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from ivr.voice.proxies import trust_proxies
 
     trust_proxies(app, settings.trusted_proxies)
-    guards.init_app(app, settings.max_body_kb * 1024, settings.body_timeout)
+    turns = None
+    if serving:
+        from ivr.voice.gate import GATE
+
+        turns = GATE.around
+    guards.init_app(app, settings.max_body_kb * 1024, settings.body_timeout, turns)
     app.register_blueprint(voice)
     _register_optional_blueprints(app)
     register_commands(app)

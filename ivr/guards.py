@@ -32,13 +32,18 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def init_app(
-    app: Flask, max_body: int = DEFAULT_MAX_BODY, body_timeout: float = DEFAULT_BODY_TIMEOUT
+    app: Flask,
+    max_body: int = DEFAULT_MAX_BODY,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    turns: Callable[[WsgiApp], WsgiApp] | None = None,
 ) -> None:
-    """Refuse bodies over `max_body` bytes unread, and bodies not in within `body_timeout`."""
+    """Refuse bodies over `max_body` bytes unread, and bodies not in within `body_timeout`;
+    `turns` (ivr.voice.gate) goes inside, so that a body still arriving holds no turn."""
     # Werkzeug enforces this too while the form is parsed (chunked bodies have no length).
     app.config["MAX_CONTENT_LENGTH"] = max_body
     app.config["MAX_FORM_MEMORY_SIZE"] = max_body
-    app.wsgi_app = BodyDeadline(app.wsgi_app, max_body, body_timeout)  # type: ignore[method-assign]
+    inner: WsgiApp = app.wsgi_app if turns is None else turns(app.wsgi_app)
+    app.wsgi_app = BodyDeadline(inner, max_body, body_timeout)  # type: ignore[method-assign]
 
     @app.before_request
     def refuse_oversized_bodies() -> None:

@@ -52,8 +52,8 @@ def gunicorn_options(
 
 
 def run_gunicorn(options: dict[str, Any], streams: tuple[str, int] | None = None) -> None:
-    """Gunicorn running `create_app()` in each worker (no preloading: one engine per worker).
-    Gunicorn is imported here: only `meterline serve` needs it."""
+    """Gunicorn running `create_app(serving=True)` in each worker (no preloading: one engine
+    per worker). Gunicorn is imported here: only `meterline serve` needs it."""
     from gunicorn.app.base import BaseApplication
 
     class MeterlineServer(BaseApplication):
@@ -65,7 +65,7 @@ def run_gunicorn(options: dict[str, Any], streams: tuple[str, int] | None = None
             from ivr import create_app
             from ivr.streams import warm_up
 
-            app = create_app()
+            app = create_app(serving=True)  # its webhooks take turns (ivr/voice/gate.py)
             warm_up(app)  # the speech model, if any, loads while the worker waits for calls
             if streams is not None:
                 from ivr.streams.server import start_stream_server

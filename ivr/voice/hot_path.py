@@ -48,6 +48,7 @@ from ivr.voice.effects import (
     prompt_rows,
     stores_reading,
 )
+from ivr.voice.gate import GATE
 from storage import ledger
 from storage.incoming import IncomingStore, PhoneRows
 from storage.ledger_retry import retrying
@@ -328,7 +329,8 @@ class HotPath:
             return Keys(digits="?", now=now)
         speech = self.service.speech
         if speech is not None:
-            spoken = speech(Session(bind=conn), call.call_sid, seq, now)
+            with GATE.stepped_out():  # a wait for the utterance is no turn's work
+                spoken = speech(Session(bind=conn), call.call_sid, seq, now)
             if spoken is not None:
                 _add_mode(call, "speech", changes)
                 return spoken
