@@ -303,20 +303,28 @@ def python(opts: argparse.Namespace, breakdown: Path) -> list[str]:
 
 
 def our_server(
-    url: str, opts: argparse.Namespace, workdir: Path, extra: dict[str, str] | None = None
+    url: str,
+    opts: argparse.Namespace,
+    workdir: Path,
+    extra: dict[str, str] | None = None,
+    turns: bool = True,
 ) -> Server:
-    """`meterline serve` on the database at `url`, window open all month and day (plus `extra`)."""
+    """`meterline serve` on the database at `url`, window open all month and day (plus `extra`);
+    without `turns`, its webhooks' turns left out (bench/without_turns.py)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
     env.update(line_settings(url, f"http://127.0.0.1:{port}", workdir))
     env.update(extra or {})
-    argv = [*python(opts, workdir / "breakdown-ours"), "-m", "ivr", "serve", "--port",
-            str(port), "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
+    suffix = "" if turns else "-without-turns"
+    out = workdir / f"breakdown-ours{suffix}"
+    wrapper = [] if turns else [str(ROOT / "bench" / "without_turns.py")]
+    argv = [*python(opts, out), *wrapper, "-m", "ivr", "serve", "--port", str(port),
+            "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
     parsed = make_url(url)
     name = parsed.get_backend_name()
     database = parsed.database or "" if name == "postgresql" else ""
-    server = Server(argv, env, port, workdir / f"serve-{name}.log", database)
-    server.breakdown = workdir / "breakdown-ours" if opts.breakdown else None
+    server = Server(argv, env, port, workdir / f"serve-{name}{suffix}.log", database)
+    server.breakdown = out if opts.breakdown else None
     return server
 
 
@@ -536,7 +544,7 @@ def summary(results: dict[str, dict[str, Figures]], trips: tuple[float, float] |
     """The targets' figures side by side, as ratios of the bare ceiling of this run."""
     bare = results.get("bare Flask", {}).get("saturation")
     print("\n== summary (ratios to bare Flask in this run)")
-    print(f"  {'target':<12} {'server CPU/webhook':>19} {'x bare':>7} {'+PG CPU':>8} "
+    print(f"  {'target':<20} {'server CPU/webhook':>18} {'x bare':>7} {'+PG CPU':>8} "
           f"{'webhooks/s':>11} {'x bare':>7} {'client CPU':>11} {'p99 paused':>11}")  # fmt: skip
     for name, by_phase in results.items():
         sat = by_phase["saturation"]
@@ -548,7 +556,7 @@ def summary(results: dict[str, dict[str, Figures]], trips: tuple[float, float] |
         pg = f"{cpu_per_webhook(sat, 'postgres'):.2f} ms" if "postgres" in sat.cpu else "-"
         p99 = f"{paused.percentile(99):.1f} ms" if paused else "-"
         client = cpu_per_webhook(sat, "client")
-        print(f"  {name:<12} {cpu:>16.2f} ms {ratio:>7.2f} {pg:>8} {rate:>11.0f} "
+        print(f"  {name:<20} {cpu:>15.2f} ms {ratio:>7.2f} {pg:>8} {rate:>11.0f} "
               f"{rate / bare_rate:>7.2f} {client:>8.2f} ms {p99:>11}")  # fmt: skip
     bare_single = results.get("bare Flask", {}).get(ONE_AT_A_TIME)
     if any(ONE_AT_A_TIME in by_phase for by_phase in results.values()):
@@ -564,7 +572,7 @@ def summary(results: dict[str, dict[str, Figures]], trips: tuple[float, float] |
 
 
 def run_target(
-    name: str, url: str | None, opts: argparse.Namespace, workdir: Path
+    name: str, url: str | None, opts: argparse.Namespace, workdir: Path, turns: bool = True
 ) -> dict[str, Figures]:
     """Serve one target, run every phase against it, count what was stored."""
     engine: Engine | None = None
@@ -575,7 +583,7 @@ def run_target(
         engine = prepare(url)
         seed(engine, calls_needed(opts), opts.meters)
         callers = (caller_number(n) for n in range(calls_needed(opts)))
-        server = our_server(url, opts, workdir)
+        server = our_server(url, opts, workdir, turns=turns)
     label = "bare Flask" if url is None else f"meterline on {name}"
     results: dict[str, Figures] = {}
     try:
@@ -668,6 +676,9 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="servers under bench/breakdown.py: where a worker's CPU goes at "
                              "saturation (the app, its SQL, gunicorn, other threads)")  # fmt: skip
+    parser.add_argument("--without-turns", action="store_true",
+                        help="SQLite served a second time with the webhooks' turns "
+                             "(ivr/voice/gate.py) left out, for comparison")  # fmt: skip
     opts = parser.parse_args()
     if not 1 <= opts.calls <= 5000 or not 1 <= opts.concurrency <= 1000:
         sys.exit("--calls must be 1..5000 and --concurrency 1..1000")
@@ -694,6 +705,11 @@ def main() -> None:
     for name in targets:
         url = opts.pg_url if name == "postgresql" else f"sqlite:///{workdir / 'load.db'}"
         results[name] = run_target(name, url, opts, workdir)
+        if opts.without_turns and name == "sqlite":  # PostgreSQL's webhooks take no turns
+            url = f"sqlite:///{workdir / 'load-without-turns.db'}"
+            results["sqlite, no turns"] = run_target(
+                "sqlite without turns", url, opts, workdir, turns=False
+            )
     trips = None
     if "postgresql" in targets and opts.count_calls:
         trips = count_round_trips(opts.pg_url, opts, workdir)

@@ -13,7 +13,8 @@ log = logging.getLogger("meterline")
 
 def create_app(config: Mapping[str, Any] | None = None, *, serving: bool = False) -> Flask:
     """Build the app. `config` (tests, tools) overrides the environment, same names.
-    `serving`: a `meterline serve` worker's app, whose webhooks take turns (ivr/voice/gate.py)."""
+    `serving`: a `meterline serve` worker's app; on SQLite its webhooks take turns
+    (ivr/voice/gate.py)."""
     # Imported here, not at the top: `meterline --help` imports this package and builds no app.
     import os
 
@@ -52,7 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, serving: bool = False
 
     trust_proxies(app, settings.trusted_proxies)
     turns = None
-    if serving:
+    if serving and settings.database_url.startswith("sqlite"):
         from ivr.voice.gate import GATE
 
         turns = GATE.around

@@ -65,7 +65,7 @@ def run_gunicorn(options: dict[str, Any], streams: tuple[str, int] | None = None
             from ivr import create_app
             from ivr.streams import warm_up
 
-            app = create_app(serving=True)  # its webhooks take turns (ivr/voice/gate.py)
+            app = create_app(serving=True)  # on SQLite, webhooks take turns (ivr/voice/gate.py)
             warm_up(app)  # the speech model, if any, loads while the worker waits for calls
             if streams is not None:
                 from ivr.streams.server import start_stream_server

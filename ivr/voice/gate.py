@@ -1,12 +1,16 @@
-"""One webhook at a time in each server process: what `meterline serve`'s workers run.
+"""One webhook at a time in each server process on SQLite: what `meterline serve`'s workers
+run when the database is SQLite.
 
-A webhook is CPU work with short waits on the database between. A gthread worker runs up to
-`--threads` of them at once, but Python runs one thread at a time anyway, and each wait hands
-the interpreter to another thread: about ten thread switches per webhook instead of two, and
-on SQLite the threads also queue on its one write lock by sleeping and retrying. Taking
-webhooks in turn costs a switch at the door instead. Measured (docs/benchmarks.md, round four):
-SQLite 17 % less server CPU per webhook and 20–27 % more webhooks a second at saturation;
-PostgreSQL about the same, with less CPU in PostgreSQL itself.
+SQLite lets one connection write at a time. A gthread worker runs up to `--threads` webhooks
+at once, each on its own connection, and each of them then queues for that lock inside SQLite,
+by sleeping and retrying, while every statement also hands the interpreter to another thread
+(about ten thread switches per webhook against bare Flask's two). Taking webhooks in turn in
+the process costs one switch at the door instead. Measured in process (8 threads, one
+process): 0.79 ms of CPU per webhook without turns, 0.46-0.49 ms with them, 0.43 ms with one
+thread; under `bench/load.py --without-turns` at saturation, see docs/benchmarks.md (round
+four). On PostgreSQL, which settles concurrent writers itself, turns gave nothing measurable
+(the server's CPU per webhook 4 % lower in some runs, 8-10 % higher in others), so its
+webhooks run as before.
 
 The threads stay for what waits without working: a spoken step waiting for its utterance
 steps out of the gate (`stepped_out`), and a turn that takes longer than `wait` (a database
