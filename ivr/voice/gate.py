@@ -5,12 +5,14 @@ SQLite lets one connection write at a time. A gthread worker runs up to `--threa
 at once, each on its own connection, and each of them then queues for that lock inside SQLite,
 by sleeping and retrying, while every statement also hands the interpreter to another thread
 (about ten thread switches per webhook against bare Flask's two). Taking webhooks in turn in
-the process costs one switch at the door instead. Measured in process (8 threads, one
-process): 0.79 ms of CPU per webhook without turns, 0.46-0.49 ms with them, 0.43 ms with one
-thread; under `bench/load.py --without-turns` at saturation, see docs/benchmarks.md (round
-four). On PostgreSQL, which settles concurrent writers itself, turns gave nothing measurable
-(the server's CPU per webhook 4 % lower in some runs, 8-10 % higher in others), so its
-webhooks run as before.
+the process costs one switch at the door instead. In process (`python bench/threads_cpu.py`)
+a webhook costs 0.41-0.45 ms of CPU with one thread, 0.60-0.70 ms with 8 threads at once and
+0.52-0.54 ms with 8 taking turns; under `meterline serve` at saturation (`python
+bench/load.py --without-turns`) turns cut the server's CPU per webhook by 13-22 % in 800-call
+runs, with 19-30 % more webhooks a second (docs/benchmarks.md, round four). On PostgreSQL,
+which settles concurrent writers itself, turns gave nothing (0.71 ms at once, 0.73 ms taking
+turns, in process; in the server 2 % lower on average over eight pairs of runs, 7 and 10 %
+higher in two runs side by side), so its webhooks run as before.
 
 The threads stay for what waits without working: a spoken step waiting for its utterance
 steps out of the gate (`stepped_out`), and a turn that takes longer than `wait` (a database
