@@ -9,24 +9,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from ivr import create_app
 from storage.models import Flag, Reading
 from tests.conftest import TEST_TOKEN
-from tests.support.data import add_account, add_meter
 from tests.support.twilio import TwilioClient, spoken_text
+from tests.webhooks.conftest import app_with_a_meter
 
 TENTH = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 # 25 November 21:30 UTC is already the 26th in Vologda (UTC+3): outside the window.
 LATE_ON_THE_25TH_UTC = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
-
-
-def _app(config: dict[str, str], now: datetime) -> Flask:
-    application = create_app(config)
-    application.extensions["meterline"].clock = lambda: now
-    with application.extensions["meterline"].sessions() as session:
-        add_meter(session, add_account(session), now=now)
-        session.commit()
-    return application
 
 
 @pytest.fixture
@@ -41,7 +31,7 @@ def apps() -> Iterator[list[Flask]]:
 def test_outside_the_window_the_line_says_when_and_hangs_up(
     app_config: dict[str, str], clean_db: object, apps: list[Flask], now: datetime
 ) -> None:
-    apps.append(_app(app_config, now))
+    apps.append(app_with_a_meter(app_config, now))
     root = TwilioClient(apps[0].test_client(), TEST_TOKEN).start()
     assert root.find("Gather") is None and root.find("Hangup") is not None
     text = spoken_text(root)
@@ -53,7 +43,7 @@ def test_with_the_flag_policy_readings_outside_the_window_go_to_an_operator(
     app_config: dict[str, str], clean_db: object, apps: list[Flask]
 ) -> None:
     config = dict(app_config, METERLINE_OUTSIDE_WINDOW="flag")
-    apps.append(_app(config, TENTH))
+    apps.append(app_with_a_meter(config, TENTH))
     phone = TwilioClient(apps[0].test_client(), TEST_TOKEN)
     phone.start()
     phone.answer("112")
@@ -67,6 +57,6 @@ def test_with_the_flag_policy_readings_outside_the_window_go_to_an_operator(
 def test_a_custom_window_is_honoured(
     app_config: dict[str, str], clean_db: object, apps: list[Flask]
 ) -> None:
-    apps.append(_app(dict(app_config, METERLINE_WINDOW="5-15"), TENTH))
+    apps.append(app_with_a_meter(dict(app_config, METERLINE_WINDOW="5-15"), TENTH))
     root = TwilioClient(apps[0].test_client(), TEST_TOKEN).start()
     assert root.find("Gather") is not None

@@ -13,22 +13,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from ivr import create_app
 from ivr.voice.speech import WAIT_FOR_UTTERANCE, mark_stream_started
 from storage.incoming import IncomingStore
 from tests.conftest import TEST_TOKEN
-from tests.support.data import add_account, add_meter
 from tests.support.twilio import TwilioClient
-from tests.webhooks.conftest import IN_WINDOW
-
-
-def _app(config: dict[str, str], serving: bool) -> Flask:
-    app = create_app(config, serving=serving)
-    app.extensions["meterline"].clock = lambda: IN_WINDOW
-    with app.extensions["meterline"].sessions() as session:
-        add_meter(session, add_account(session), now=IN_WINDOW)
-        session.commit()
-    return app
+from tests.webhooks.conftest import IN_WINDOW, app_with_a_meter
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ def speech_config(app_config: dict[str, str], clean_db: object, tmp_path: Path) 
 
 @pytest.fixture
 def serving_app(speech_config: dict[str, str]) -> Iterator[Flask]:
-    app = _app(speech_config, serving=True)
+    app = app_with_a_meter(speech_config, IN_WINDOW, serving=True)
     yield app
     app.extensions["meterline"].engine.dispose()
 
@@ -53,7 +42,7 @@ def _phone(app: Flask) -> TwilioClient:
 def test_a_serving_app_answers_its_webhooks_one_at_a_time(
     app_config: dict[str, str], clean_db: object, monkeypatch: pytest.MonkeyPatch, serving: bool
 ) -> None:
-    app = _app(app_config, serving)
+    app = app_with_a_meter(app_config, IN_WINDOW, serving=serving)
     read = IncomingStore.read
     inside, most, lock = [0], [0], threading.Lock()
 
