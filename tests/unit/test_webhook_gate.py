@@ -76,10 +76,12 @@ def test_a_turn_that_takes_too_long_lets_the_next_webhook_in_after_the_wait() ->
 def test_a_webhook_that_steps_out_lets_others_in_and_then_queues_again() -> None:
     gate = WebhookGate(wait=5)
     order: list[str] = []
+    outside = threading.Event()
 
     def waits_for_speech() -> None:
         with gate.stepped_out():
             order.append("out")
+            outside.set()
             time.sleep(0.3)
         order.append("back")
 
@@ -91,7 +93,7 @@ def test_a_webhook_that_steps_out_lets_others_in_and_then_queues_again() -> None
     second = gate.around(Recorder(0, works))
     runner = threading.Thread(target=_together, args=(first, [("POST", "/voice/step")]))
     runner.start()
-    time.sleep(0.1)
+    assert outside.wait(5)
     took = _together(second, [("POST", "/voice/step")])[0]
     runner.join()
     assert order == ["out", "work", "back"]
