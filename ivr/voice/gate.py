@@ -1,5 +1,4 @@
-"""One webhook at a time in each server process on SQLite: what `meterline serve`'s workers
-run when the database is SQLite.
+"""One webhook at a time in each `meterline serve` worker, when the database is SQLite.
 
 SQLite lets one connection write at a time. A gthread worker runs up to `--threads` webhooks
 at once, each on its own connection, and each of them then queues for that lock inside SQLite,
@@ -31,7 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+from ivr.guards import WsgiApp
+from ivr.request import WEBHOOKS
 
 # Webhooks queue for milliseconds under load; one still waiting after this is behind a
 # stalled database, and goes in as it would without the gate.
@@ -75,9 +75,8 @@ class WebhookGate:
         """WSGI middleware: the webhooks (POST under /voice/) of `app` take turns."""
 
         def gated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").startswith(
-                "/voice/"
-            ):
+            path = environ.get("PATH_INFO", "")
+            if environ.get("REQUEST_METHOD") == "POST" and path.startswith(WEBHOOKS):
                 with self.admitted():
                     return app(environ, start_response)
             return app(environ, start_response)
