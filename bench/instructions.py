@@ -26,9 +26,8 @@ the default 20 calls.
     python bench/instructions.py --database postgresql    # its database must end in "load"
 
 `--in-process` counts the app alone, without gunicorn or a socket, as `bench/step_cpu.py` runs
-it: the same calls handed straight to the WSGI app. Each app runs twice under callgrind, over
-`--calls` and 3 x `--calls` calls (everything else the same: imports, seeding, building the
-requests); the difference over the extra calls is the app's cost per webhook.
+it: the same calls handed straight to the WSGI app in one process, counted the same way
+(zeroed after a warm-up call, dumped after the last).
 
     python bench/instructions.py --in-process
 
@@ -46,6 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -102,11 +103,7 @@ class Counted:
     def dumped(self) -> int:
         """The instructions counted in the worker's first dump (since the counters were
         zeroed)."""
-        dump = Path(f"{self.out}.{self.worker}.1")
-        match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.MULTILINE)
-        if match is None:
-            sys.exit(f"no total in {dump}")
-        return int(match.group(1))
+        return _dumped(Path(f"{self.out}.{self.worker}.1"))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -182,46 +179,90 @@ def ours(opts: argparse.Namespace, workdir: Path) -> int:
     return instructions
 
 
-def in_process_child(which: str, serve_calls: int, built: int) -> None:
-    """Under callgrind: build `built` calls' requests, warm the app with one, serve
-    `serve_calls` more (what `in_process` differences)."""
+def in_process_child(which: str, calls: int, signals: Path) -> None:
+    """Under callgrind: warm the app with one call, wait for the counters to be zeroed
+    (the file `go` in `signals`), serve `calls` calls, say so (`served`) and wait for the
+    dump (`end`). The waits sleep in short steps: a process asleep in one long system call
+    would not act on `callgrind_control` until it woke."""
     from bench.bare_flask import create_bare_app
     from bench.step_cpu import PUBLIC, scripts, seeded_line, serve
 
     if which == "ours":
-        callers = [load.caller_number(n) for n in range(built + 1)]
+        callers = [load.caller_number(n) for n in range(calls + 1)]
         seeded_line("sqlite", load.PG_DEFAULT, len(callers), METERS, "instructions")
         from ivr import create_app
 
         app = create_app()
     else:
-        callers = [f"+7000{n:07d}" for n in range(built + 1)]
+        callers = [f"+7000{n:07d}" for n in range(calls + 1)]
         app = create_bare_app(PUBLIC, 2 * METERS)
-    calls = scripts(callers, METERS)
-    for call in calls[: serve_calls + 1]:
+    prepared = scripts(callers, METERS)
+    serve(app, prepared[0])
+    (signals / "ready").touch()
+    _wait_for(signals / "go")
+    for call in prepared[1:]:
         serve(app, call)
+    (signals / "served").touch()
+    _wait_for(signals / "end")
 
 
-def in_process(which: str, calls: int, workdir: Path) -> float:
-    """The app's instructions per webhook in process: 3 x `calls` calls less `calls`."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    totals = {}
-    runs = {}
-    for served in (calls, 3 * calls):
-        out = workdir / f"{which}-{served}.out"
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                __file__, "--child", which, "--calls", str(served),
-                "--built", str(3 * calls)]  # fmt: skip
-        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set orders each run
-        runs[served] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env,
-                                        stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
-    for served, process in runs.items():
-        _, err = process.communicate(timeout=1800)
-        match = re.search(rb"Collected : (\d+)", err)
-        if process.returncode or match is None:
-            sys.exit(f"{which} under callgrind failed: {err[-2000:].decode(errors='replace')}")
-        totals[served] = int(match.group(1))
-    return (totals[3 * calls] - totals[calls]) / (2 * calls * WEBHOOKS_PER_CALL)
+def _wait_for(path: Path, timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"no {path.name} in {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def in_process(which: str, calls: int, workdir: Path) -> int:
+    """The app's instructions over `calls` calls handed straight to it (after one warm-up),
+    counted between zeroing and dumping, as on the server."""
+    signals = workdir / which
+    signals.mkdir(parents=True, exist_ok=True)
+    out = signals / "callgrind"
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable,
+            __file__, "--child", which, "--calls", str(calls),
+            "--signals", str(signals)]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set orders each run
+    log = signals / "log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                   cwd=ROOT)  # fmt: skip
+        try:
+            for name, option in (("ready", "-z"), ("served", "-d")):
+                while not (signals / name).exists():
+                    if process.poll() is not None:
+                        failed = log.read_text(errors="replace")[-2000:]
+                        sys.exit(f"{which} under callgrind failed: {failed}")
+                    time.sleep(0.2)
+                subprocess.run(["callgrind_control", option, str(process.pid)], check=True,
+                               capture_output=True, timeout=600)  # fmt: skip
+                (signals / ("go" if name == "ready" else "end")).touch()
+            process.wait(timeout=600)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return _dumped(Path(f"{out}.{process.pid}.1"))
+
+
+def _dumped(dump: Path) -> int:
+    """The instructions counted in a callgrind dump."""
+    match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.MULTILINE)
+    if match is None:
+        sys.exit(f"no total in {dump}")
+    return int(match.group(1))
+
+
+@contextmanager
+def workspace(keep: Path | None) -> Iterator[str]:
+    """`keep` (made if need be), or a temporary folder removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield str(keep)
+        return
+    with tempfile.TemporaryDirectory(prefix="meterline-instructions-") as tmp:
+        yield tmp
 
 
 def main() -> None:
@@ -234,15 +275,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--no-bare", action="store_true")
     parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the callgrind files in DIR (for callgrind_annotate)",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="the app alone, without gunicorn or a socket (SQLite)",
     )
     parser.add_argument("--child", choices=["ours", "bare"], help=argparse.SUPPRESS)
-    parser.add_argument("--built", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--signals", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
-        in_process_child(opts.child, opts.calls, opts.built)
+        in_process_child(opts.child, opts.calls, opts.signals)
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -251,21 +298,22 @@ def main() -> None:
             sys.exit("refusing to empty a database whose name does not end in 'load'")
     if opts.in_process:
         print(
-            f"in process: {2 * opts.calls} calls' difference, "
-            f"{2 * opts.calls * WEBHOOKS_PER_CALL} webhooks, under callgrind",
+            f"in process: {opts.calls} calls one after another, "
+            f"{opts.calls * WEBHOOKS_PER_CALL} webhooks, under callgrind",
             flush=True,
         )
-        with tempfile.TemporaryDirectory(prefix="meterline-instructions-") as tmp:
-            base = in_process("bare", opts.calls, Path(tmp))
+        with workspace(opts.keep) as tmp:
+            webhooks = opts.calls * WEBHOOKS_PER_CALL
+            base = in_process("bare", opts.calls, Path(tmp)) / webhooks
             print(f"  bare Flask           {base:>12,.0f} instructions per webhook", flush=True)
-            mine = in_process("ours", opts.calls, Path(tmp))
+            mine = in_process("ours", opts.calls, Path(tmp)) / webhooks
             print(f"  meterline, sqlite    {mine:>12,.0f} instructions per webhook  "
                   f"{mine / base:.2f} x bare")  # fmt: skip
         return
     webhooks = opts.calls * WEBHOOKS_PER_CALL
     print(f"{opts.calls} calls one at a time, {webhooks} webhooks, one worker of "
           f"{opts.threads} threads, under callgrind", flush=True)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="meterline-instructions-") as tmp:
+    with workspace(opts.keep) as tmp:
         base = None
         if not opts.no_bare:
             base = bare(opts, Path(tmp) / "bare")
