@@ -1,5 +1,6 @@
 """Instructions per webhook of a real gunicorn worker, ours and bare Flask's, counted by
-callgrind: the one figure of issue 9's ratio that the machine's load and noise do not move.
+callgrind: a figure beside issue 9's CPU-time ratio that the machine's load and noise do not
+move (the ratio itself stays CPU time, measured by `bench/load.py`).
 
 `bench/load.py`'s ratio is CPU time, which on a shared 2-core machine swings by a third from
 run to run (bare Flask alone gave 0.98-1.57 ms in one hour of one day). A count of executed
@@ -16,6 +17,8 @@ Per target, under `valgrind --tool=callgrind --trace-children=yes`:
    for each of 2 meters, the status callback), and the counters are dumped;
 3. every reply is checked, and on our server every reading the callers confirmed is counted
    in the database.
+
+Servers run with PYTHONHASHSEED=0, so that dict and set orders are the same in every run.
 
 The count covers the worker's whole process (gunicorn's loop and threads, Flask, our app,
 the driver and SQLite; not PostgreSQL's backends, nor the master, which does no request
