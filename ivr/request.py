@@ -31,6 +31,9 @@ from werkzeug.utils import cached_property
 from ivr.guards import BODY
 
 URLENCODED = "application/x-www-form-urlencoded"
+# Where `MeterlineRequest` keeps the form's (name, value) pairs as parsed, in order: the
+# signature check reads them without walking the MultiDict built from them.
+FORM_PAIRS = "meterline_form_pairs"
 # Werkzeug's error handler (registered by werkzeug.urls, imported by Werkzeug itself): bytes
 # that are not UTF-8 stay percent-encoded, as Werkzeug leaves them.
 _ERRORS = "werkzeug.url_quote"
@@ -107,6 +110,7 @@ class MeterlineRequest(Request):
         storage = self.parameter_storage_class
         state = self.__dict__
         state["stream"], state["form"], state["files"] = io.BytesIO(), storage(items), storage()
+        state[FORM_PAIRS] = items
 
     @cached_property
     def args(self) -> MultiDict[str, str]:

@@ -15,7 +15,7 @@ import base64
 import functools
 import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -23,6 +23,7 @@ from flask import Request, abort, request
 from twilio.request_validator import add_port, remove_port
 from werkzeug.datastructures import MultiDict
 
+from ivr.request import FORM_PAIRS
 from ivr.services import services
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,23 @@ def is_valid(req: Request) -> bool:
     signature = req.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
-    params = req.form if req.method == "POST" else {}
     url = public_url_of(req, settings.public_url)
-    return signature_matches(settings.twilio_auth_token, url, params, signature)
+    if req.method != "POST":
+        return payload_matches(settings.twilio_auth_token, url, "", signature)
+    form = req.form
+    pairs = req.__dict__.get(FORM_PAIRS)  # as parsed (ivr.request), when it parsed the form
+    payload = _signed_fields(form) if pairs is None else _signed_pairs(pairs)
+    return payload_matches(settings.twilio_auth_token, url, payload, signature)
 
 
 def signature_matches(token: str, url: str, params: Mapping[str, Any], signature: str) -> bool:
     """Whether `signature` is Twilio's HMAC-SHA1 of `url` and `params` (a form or a dict),
     with or without the URL's port: what `RequestValidator(token).validate` answers."""
-    payload = _signed_fields(params)
+    return payload_matches(token, url, _signed_fields(params), signature)
+
+
+def payload_matches(token: str, url: str, payload: str, signature: str) -> bool:
+    """`signature_matches` for the form's fields already joined (`_signed_fields`)."""
     given = signature.encode("utf-8", "surrogatepass")
     key = token.encode()
     if _matches(key, _as_parsed(url) + payload, given):
@@ -78,7 +87,13 @@ def _signed_fields(params: Mapping[str, Any]) -> str:
     """Each field's name and value, sorted, distinct values once (as the SDK does: by name,
     then each name's distinct values, which is the order of the distinct (name, value) pairs)."""
     items = params.items(multi=True) if isinstance(params, MultiDict) else params.items()
-    return "".join([name + value for name, value in sorted(set(items))])
+    return _signed_pairs(items)
+
+
+def _signed_pairs(pairs: Iterable[tuple[str, str]]) -> str:
+    """The fields' (name, value) pairs as the SDK joins them: sorted, each distinct pair once
+    (a MultiDict's `items(multi=True)` holds the same pairs as the list it was built from)."""
+    return "".join([name + value for name, value in sorted(set(pairs))])
 
 
 def _matches(key: bytes, data: str, given: bytes) -> bool:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from werkzeug.datastructures import MultiDict
 
-from ivr.voice.signature import signature_matches
+from ivr.request import parse_pairs
+from ivr.voice.signature import _signed_fields, _signed_pairs, signature_matches
 
 URL_TEXT = st.text(alphabet="abcXYZ019-_.~%/?#&=;:+ юж", max_size=12)
 FIELD_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
@@ -76,3 +77,12 @@ def test_it_accepts_a_signature_made_with_or_without_the_default_port_only() -> 
 
 def test_it_refuses_a_signature_in_letters_outside_ascii() -> None:
     assert not signature_matches("t", "https://ivr.example.org/voice/step", {}, "подпись")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(FIELD_TEXT, FIELD_TEXT), max_size=8))
+def test_the_parsed_pairs_sign_as_the_form_built_from_them(pairs: list[tuple[str, str]]) -> None:
+    """is_valid joins the pairs the form parser read (ivr.request) rather than walking the
+    MultiDict built from them: both give the same text, repeated names and pairs included."""
+    parsed = parse_pairs(urlencode(pairs))
+    assert _signed_pairs(parsed) == _signed_fields(MultiDict(parsed))

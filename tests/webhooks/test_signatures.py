@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
+from ivr.voice import signature
 from storage.models import Call, CallEvent, Reading
 from tests.conftest import TEST_TOKEN
 from tests.support.twilio import PUBLIC_URL, signed_headers
@@ -44,6 +48,26 @@ def test_it_refuses_a_signature_replayed_with_other_parameters(app: Flask) -> No
     response = app.test_client().post("/voice/incoming", data=tampered, headers=headers)
     assert response.status_code == 403
     assert _nothing_stored(app)
+
+
+def test_a_form_with_a_repeated_field_is_checked_over_every_pair(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check signs the form's pairs as parsed (ivr.request.FORM_PAIRS), never walking the
+    MultiDict: a repeated name counts each of its values, as the SDK's validator counts a
+    MultiDict's."""
+    path = "/voice/status"
+    pairs = [*FIELDS.items(), ("CallStatus", "completed"), ("Extra", "a"), ("Extra", "b")]
+
+    def post(signed: MultiDict[str, str]) -> int:
+        headers = signed_headers(TEST_TOKEN, PUBLIC_URL + path, signed)
+        return app.test_client().post(path, data=urlencode(pairs), headers=headers,
+                                      content_type="application/x-www-form-urlencoded"
+                                      ).status_code  # fmt: skip
+
+    monkeypatch.setattr(signature, "_signed_fields", lambda _form: pytest.fail("MultiDict"))
+    assert post(MultiDict(pairs)) == 200
+    assert post(MultiDict([p for p in pairs if p != ("Extra", "b")])) == 403
 
 
 def test_it_refuses_a_signature_made_for_the_internal_url(app: Flask) -> None:
