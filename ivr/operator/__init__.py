@@ -106,6 +106,11 @@ def register(app: Flask) -> None:
     from ivr.operator import accounts, admin, auth, views  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
+    # Flask-Login refreshes its remember-me cookie after every request of the app. Only the
+    # operator pages sign anyone in, so it runs after theirs alone: Twilio's webhooks, which
+    # never carry a session, skip it.
+    app.after_request_funcs[None].remove(login_manager._update_remember_cookie)
+    app.after_request_funcs.setdefault(bp.name, []).append(login_manager._update_remember_cookie)
     from ivr import storage_check
 
     storage_check.init_app(app)
