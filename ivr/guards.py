@@ -27,6 +27,8 @@ DEFAULT_BODY_TIMEOUT = 5.0
 # The environ key under which the body read here is handed on (ivr.request reads the form
 # from it instead of from a stream around a stream).
 BODY = "meterline.body"
+# Set by BodyDeadline on a request whose body is over the limit: refused in the app.
+TOO_LARGE = "meterline.body_too_large"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -47,8 +49,10 @@ def init_app(
 
     @app.before_request
     def refuse_oversized_bodies() -> None:
-        length = request.content_length
-        if length is not None and length > max_body:
+        # BodyDeadline marked the body it would not read, or that ran past the limit; a
+        # refusal inside the app lets each blueprint answer it in its own terms (a caller
+        # hears an apology, never a 413).
+        if request.environ.get(TOO_LARGE):
             abort(413)
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -78,10 +82,14 @@ class BodyDeadline:
         """Serve one request, its body already read."""
         length = _content_length(environ)
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if (length or chunked) and (length or 0) <= self.max_body:
+        if (length or 0) > self.max_body:
+            environ[TOO_LARGE] = True  # refused unread
+        elif length or chunked:
             body = self._read(environ, length if length else self.max_body + 1)
             if body is None:
                 return _closing(408, "Request body not received in time")(environ, start_response)
+            if len(body) > self.max_body:  # a chunked body longer than the limit
+                environ[TOO_LARGE] = True
             environ["wsgi.input"] = io.BytesIO(body)
             environ[BODY] = body  # the whole body, bounded: the form parses from it
             environ["CONTENT_LENGTH"] = str(len(body))
