@@ -65,6 +65,8 @@ class VoiceService:
         renderer: Renderer | None = None,
     ):
         self.settings = settings
+        # The settings are frozen: the flow's two policies (without speech, with it) are too.
+        self._policies = (settings.policy(speech=False), settings.policy(speech=True))
         self.sessions = sessions
         self.catalogue = catalogue
         self.clock = clock
@@ -80,7 +82,7 @@ class VoiceService:
     def policy(self, call_sid: str) -> Policy:
         """The flow's policy for a call: speech only if its audio stream really connected."""
         speech = bool(self.stream_connected and self.stream_connected(call_sid))
-        return self.settings.policy(speech=speech)
+        return self._policies[speech]
 
     def directory(self, db: Db, prefetched: PhoneRows | None = None) -> SqlDirectory:
         """The flow's account look-ups on `db` (a Session or the hot path's Connection);
