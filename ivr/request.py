@@ -21,7 +21,7 @@ from typing import IO, Any
 from urllib.parse import unquote, unquote_to_bytes
 
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" error handler)
-from flask import Flask, Request, current_app
+from flask import Flask, Request, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -71,6 +71,14 @@ def _unquote(text: str) -> str:
         return unquote(text, "utf-8", _ERRORS)
 
 
+def current_request() -> Request:
+    """The request itself rather than Flask's proxy for it. Each attribute read through
+    `flask.request` first fails on the proxy, which costs an AttributeError formatted and
+    thrown away, then goes through the proxy's lookup: about 1 µs against 0.07 µs on the
+    object, and the webhook path reads a dozen (issue 9)."""
+    return request._get_current_object()  # type: ignore[attr-defined]
+
+
 class FormParser(FormDataParser):
     """Werkzeug's form parser, urlencoded bodies by `parse_pairs`."""
 
@@ -109,7 +117,8 @@ class MeterlineRequest(Request):
         if "form" in self.__dict__:
             return
         body = self.environ.get(BODY)
-        if not isinstance(body, bytes) or self.mimetype != URLENCODED or current_app.debug:
+        debug = current_app._get_current_object().debug  # type: ignore[attr-defined]
+        if not isinstance(body, bytes) or self.mimetype != URLENCODED or debug:
             super()._load_form_data()
             return
         for limit in (self.max_form_memory_size, self.max_content_length):

@@ -49,5 +49,8 @@ class Services:
 
 def services() -> Services:
     """The current app's services."""
-    svc: Services = current_app.extensions["meterline"]
+    # The app itself, not its proxy: an attribute read through the proxy costs about ten
+    # times as much (see ivr.request.current_request), and a webhook asks for this often.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc: Services = app.extensions["meterline"]
     return svc

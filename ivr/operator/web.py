@@ -84,7 +84,9 @@ def db() -> Session:
 
 def close_db(_exc: BaseException | None = None) -> None:
     """Close the request's session; anything not committed is rolled back."""
-    session: Session | None = g.pop("operator_db", None)
+    # Every request's app context ends here, a webhook's too: `g` itself, not its proxy
+    # (see ivr.request.current_request).
+    session: Session | None = g._get_current_object().pop("operator_db", None)
     if session is not None:
         session.close()
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ivr.prompts import Catalogue
+from ivr.request import current_request
 from ivr.services import services
 from ivr.voice.calls import BadRequest, VoiceService
 from ivr.voice.signature import twilio_signed
@@ -51,14 +52,15 @@ def _twiml(body: str) -> Response:
 def _answer(handler: Callable[[VoiceService], str]) -> Response:
     """Run a webhook; whatever goes wrong, the caller hears an apology, never a 5xx."""
     service = voice_service()
-    sid = request.form.get("CallSid")
+    req = current_request()
+    sid = req.form.get("CallSid")
     try:
         return _twiml(handler(service))
     except BadRequest as exc:
-        log.warning("webhook %s refused: %s", request.path, exc)
+        log.warning("webhook %s refused: %s", req.path, exc)
         return _twiml(service.fail(sid, f"bad webhook request: {exc}"))
     except Exception as exc:
-        log.exception("webhook %s failed", request.path)
+        log.exception("webhook %s failed", req.path)
         return _twiml(service.fail(sid, f"internal error: {type(exc).__name__}: {exc}"))
 
 
@@ -80,15 +82,17 @@ def too_large(_exc: RequestEntityTooLarge) -> Response:
 @twilio_signed
 def incoming() -> Response:
     """Twilio's "a call comes in"."""
-    return _answer(lambda service: service.incoming(request.form, step_url))
+    form = current_request().form
+    return _answer(lambda service: service.incoming(form, step_url))
 
 
 @voice.post("/step")
 @twilio_signed
 def step() -> Response:
     """The answer to a prompt: keys, speech or silence."""
-    seq = request.args.get("seq", "")
-    return _answer(lambda service: service.step(request.form, _seq(seq), step_url))
+    req = current_request()
+    seq = req.args.get("seq", "")
+    return _answer(lambda service: service.step(req.form, _seq(seq), step_url))
 
 
 @voice.post("/dial")
@@ -116,7 +120,7 @@ def _seq(raw: str) -> int:
 def status() -> Response:
     """Twilio's status callback: always 200."""
     try:
-        voice_service().status(request.form)
+        voice_service().status(current_request().form)
     except Exception:
         log.exception("status callback failed")
     return Response("", status=200)

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from flask import Request, abort, request
+from flask import Request, abort
 from twilio.request_validator import add_port, remove_port
 from werkzeug.datastructures import MultiDict
 
-from ivr.request import FORM_PAIRS
+from ivr.request import FORM_PAIRS, current_request
 from ivr.services import services
 
 log = logging.getLogger(__name__)
@@ -106,20 +106,21 @@ def twilio_signed(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not is_valid(request):
+        req = current_request()
+        if not is_valid(req):
             # The URL checked is what a misconfigured METERLINE_PUBLIC_URL gets wrong.
             settings = services().settings
             reason = (
                 "no TWILIO_AUTH_TOKEN is set"
                 if not settings.twilio_auth_token
                 else "no X-Twilio-Signature header"
-                if not request.headers.get("X-Twilio-Signature")
+                if not req.headers.get("X-Twilio-Signature")
                 else "the signature does not match"
             )
             log.warning(
                 "refused an unsigned or forged webhook request to %s: %s; checked against %s "
                 "(METERLINE_PUBLIC_URL must be the URL Twilio calls)",
-                request.path, reason, public_url_of(request, settings.public_url),
+                req.path, reason, public_url_of(req, settings.public_url),
             )  # fmt: skip
             abort(403)
         return view(*args, **kwargs)
