@@ -52,7 +52,8 @@ def init_app(
         # BodyDeadline marked the body it would not read, or that ran past the limit; a
         # refusal inside the app lets each blueprint answer it in its own terms (a caller
         # hears an apology, never a 413).
-        if request.environ.get(TOO_LARGE):
+        # The request itself, not its proxy (see ivr.request.current_request).
+        if request._get_current_object().environ.get(TOO_LARGE):  # type: ignore[attr-defined]
             abort(413)
 
     @app.errorhandler(RequestEntityTooLarge)
