@@ -123,4 +123,6 @@ def status() -> Response:
         voice_service().status(current_request().form)
     except Exception:
         log.exception("status callback failed")
-    return Response("", status=200)
+    # The type Werkzeug would choose, named: left out, it looks for a Content-Type header
+    # first, and a missing header costs it an exception.
+    return Response("", status=200, mimetype="text/plain")

@@ -315,9 +315,10 @@ class HotPath:
 
     def _event(self, form: Mapping[str, str], call: CallRow, seq: int, now: datetime,
                changes: dict[str, object], conn: Connection) -> Event:  # fmt: skip
-        dial_status = form.get("DialCallStatus")
-        if dial_status is not None:  # the Dial-result route: how the transfer ended
-            return TransferEnded(status=str(dial_status)[:20], now=now)
+        # `in` first: Werkzeug's MultiDict.get builds and catches a BadRequestKeyError (an
+        # HTTP exception) for a missing name, and every step but a Dial result lacks this one.
+        if "DialCallStatus" in form:  # the Dial-result route: how the transfer ended
+            return TransferEnded(status=str(form["DialCallStatus"])[:20], now=now)
         digits = str(form.get("Digits", "") or "")
         # Twilio leaves the finishing '#' out of Digits; the flow tells `0#` (zero) from `0`.
         if form.get("FinishedOnKey") == "#" and DIGITS.fullmatch(digits + "#"):
