@@ -51,8 +51,8 @@ def init_app(
     def refuse_oversized_bodies() -> None:
         # BodyDeadline marked the body it would not read, or that ran past the limit; a
         # refusal inside the app lets each blueprint answer it in its own terms (a caller
-        # hears an apology, never a 413).
-        # The request itself, not its proxy (see ivr.request.current_request).
+        # hears an apology, never a 413). Read on the request itself, not its proxy (see
+        # ivr.request.current_request).
         if request._get_current_object().environ.get(TOO_LARGE):  # type: ignore[attr-defined]
             abort(413)
 
