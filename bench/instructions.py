@@ -307,11 +307,13 @@ def main() -> None:
         )
         with workspace(opts.keep) as tmp:
             webhooks = opts.calls * WEBHOOKS_PER_CALL
-            base = in_process("bare", opts.calls, Path(tmp)) / webhooks
-            print(f"  bare Flask           {base:>12,.0f} instructions per webhook", flush=True)
+            base = None if opts.no_bare else in_process("bare", opts.calls, Path(tmp)) / webhooks
+            if base:
+                print(f"  bare Flask           {base:>12,.0f} instructions per webhook",
+                      flush=True)  # fmt: skip
             mine = in_process("ours", opts.calls, Path(tmp)) / webhooks
-            print(f"  meterline, sqlite    {mine:>12,.0f} instructions per webhook  "
-                  f"{mine / base:.2f} x bare")  # fmt: skip
+            ratio = f"  {mine / base:.2f} x bare" if base else ""
+            print(f"  meterline, sqlite    {mine:>12,.0f} instructions per webhook{ratio}")
         return
     webhooks = opts.calls * WEBHOOKS_PER_CALL
     print(f"{opts.calls} calls one at a time, {webhooks} webhooks, one worker of "
