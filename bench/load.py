@@ -24,6 +24,11 @@ printed beside the server's. `--client phone` uses the full simulated phone inst
     python bench/load.py                         # everything, SQLite and PostgreSQL
     python bench/load.py --database postgresql --pause-calls 0
     python bench/load.py --calls 600 --processes 4 --workers 4 --threads 8
+    python bench/load.py --rounds 8              # the CPU ratio alone, phases taken in turn
+
+`--rounds N` replaces the phases with N saturation phases per target, every server up at
+once and the targets taken in turn, each ratio against the bare phase of its own round: on a
+machine whose speed drifts, the ratio's median and spread over N rounds.
 
 PostgreSQL runs in its own database, emptied by the script (its name must end in "load"):
     createdb -h 127.0.0.1 -U postgres meterline_load
@@ -41,6 +46,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -610,6 +616,78 @@ def run_target(
     return results
 
 
+def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> None:
+    """`--rounds N`: every target's server up at once, then N saturation phases each, taken
+    in turn (bare Flask, SQLite, PostgreSQL; the order rotated every round), each ratio
+    against the bare phase of its own round. This machine's speed drifts over minutes: phases
+    seconds apart see much the same machine, and N of them show how far the ratio moves.
+    Every phase is checked as in the main run (no client errors or apologies, the readings
+    heard accepted stored once each), and the servers' logs for tracebacks at the end."""
+    load = Load(opts.calls, opts.concurrency, 0.0, 0.0)
+    warm = Load(opts.workers * 4, opts.workers * 2, 0.0, 0.0)
+    needed = warm.calls + opts.rounds * load.calls
+    servers: dict[str, tuple[Server, Engine | None, Iterator[str]]] = {}
+    try:
+        anyone = (f"+7000{secrets.randbelow(10**7):07d}" for _ in iter(int, 1))
+        servers["bare Flask"] = (bare_server(opts, workdir), None, anyone)
+        for name in targets:
+            url = (opts.pg_url if name == "postgresql"
+                   else f"sqlite:///{workdir / 'interleaved.db'}")  # fmt: skip
+            engine = prepare(url)
+            seed(engine, needed, opts.meters)
+            servers[name] = (our_server(url, opts, workdir), engine,
+                             (caller_number(n) for n in range(needed)))  # fmt: skip
+        for name, (server, _, callers) in servers.items():
+            drive(f"{name}: warm-up", server, callers, warm, opts)
+        ratios: dict[str, list[float]] = {name: [] for name in targets}
+        rates: dict[str, list[float]] = {name: [] for name in targets}
+        names = list(servers)
+        for round_ in range(opts.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            cpu: dict[str, float] = {}
+            rate: dict[str, float] = {}
+            for name in order:
+                server, engine, callers = servers[name]
+                stored_before = count_stored(engine)[0] if engine is not None else 0
+                figures = drive(f"{name}: round {round_ + 1}", server, callers, load, opts)
+                problems = len(figures.errors) + figures.apologies
+                if engine is not None:
+                    stored, doubled = count_stored(engine)
+                    if stored - stored_before != load.calls * opts.meters or doubled:
+                        problems += 1
+                if problems:
+                    report(figures)
+                    sys.exit(f"round {round_ + 1}, {name}: errors, apologies or readings "
+                             "not as heard")  # fmt: skip
+                cpu[name] = cpu_per_webhook(figures)
+                rate[name] = figures.per_second
+            for name in targets:
+                ratios[name].append(cpu[name] / cpu["bare Flask"])
+                rates[name].append(rate[name] / rate["bare Flask"])
+            print(f"  round {round_ + 1} (order: {', '.join(order)}): server CPU ms per "
+                  "webhook " + ", ".join(f"{n} {cpu[n]:.2f}" for n in names) + "; x bare "
+                  + ", ".join(f"{n} {ratios[n][-1]:.2f}" for n in targets)
+                  + "; webhooks/s " + ", ".join(f"{n} {rate[n]:.0f}" for n in names),
+                  flush=True)  # fmt: skip
+    finally:
+        tracebacks = 0
+        for server, engine, _ in servers.values():
+            tracebacks += server.stop()
+            if engine is not None:
+                engine.dispose()
+    if tracebacks:
+        sys.exit(f"{tracebacks} tracebacks in the servers' logs ({workdir})")
+    print(
+        f"\n== interleaved saturation, {opts.rounds} rounds of {opts.calls} calls "
+        "(server CPU per webhook over bare Flask's of the same round)"
+    )
+    for name, values in ratios.items():
+        print(f"  {name:<12} median {statistics.median(values):.2f} x, min "
+              f"{min(values):.2f}, max {max(values):.2f}; "
+              f"{sum(v <= 3 for v in values)} of {len(values)} rounds at or under 3 x; "
+              f"throughput median {statistics.median(rates[name]):.2f} of bare's")  # fmt: skip
+
+
 def count_round_trips(url: str, opts: argparse.Namespace, workdir: Path) -> tuple[float, float]:
     """(round trips, statements) per webhook on PostgreSQL, calls placed one at a time."""
     target = make_url(url)
@@ -676,6 +754,9 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true",
                         help="servers under bench/breakdown.py: where a worker's CPU goes at "
                              "saturation (the app, its SQL, gunicorn, other threads)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="instead of the phases: N saturation phases per target, every "
+                             "server up at once, taken in turn (0: the phases)")  # fmt: skip
     parser.add_argument("--without-turns", action="store_true",
                         help="SQLite served a second time with the webhooks' turns "
                              "(ivr/voice/gate.py) left out, for comparison")  # fmt: skip
@@ -684,6 +765,10 @@ def main() -> None:
         sys.exit("--calls must be 1..5000 and --concurrency 1..1000")
     if not 0 <= opts.pause_calls <= 1000:
         sys.exit("--pause-calls must be 0..1000")
+    if not 0 <= opts.rounds <= 50:
+        sys.exit("--rounds must be 0..50")
+    if opts.rounds and opts.no_bare:
+        sys.exit("--rounds compares with bare Flask: drop --no-bare")
     if not 0 <= opts.single_calls <= 1000:
         sys.exit("--single-calls must be 0..1000")
     if not (make_url(opts.pg_url).database or "").endswith("load"):
@@ -691,17 +776,23 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="meterline-load-"))
     print(f"machine: {machine()}")
-    print(f"load: {opts.single_calls} calls one at a time; saturation {opts.calls} calls, "
-          f"{opts.concurrency} at once; then "
-          f"{opts.pause_calls} at once with {opts.pause} s pauses; {opts.meters} meters each; "
+    phases_run = (f"{opts.rounds} rounds of saturation, {opts.calls} calls, {opts.concurrency} "
+                  "at once, the targets in turn" if opts.rounds else
+                  f"{opts.single_calls} calls one at a time; saturation {opts.calls} calls, "
+                  f"{opts.concurrency} at once; then {opts.pause_calls} at once with "
+                  f"{opts.pause} s pauses")  # fmt: skip
+    print(f"load: {phases_run}; {opts.meters} meters each; "
           f"gunicorn gthread {opts.workers} workers x {opts.threads} threads; client "
           f"{opts.client}" + (f" x {opts.processes} processes" if opts.client == "raw" else "")
           + (", keep-alive" if opts.keep_alive else ", a connection per webhook")
           + f"; logs in {workdir}", flush=True)  # fmt: skip
+    targets = ["sqlite", "postgresql"] if opts.database == "both" else [opts.database]
+    if opts.rounds:  # instead of the phases above
+        interleaved(targets, opts, workdir)
+        return
     results: dict[str, dict[str, Figures]] = {}
     if not opts.no_bare:
         results["bare Flask"] = run_target("bare", None, opts, workdir)
-    targets = ["sqlite", "postgresql"] if opts.database == "both" else [opts.database]
     for name in targets:
         url = opts.pg_url if name == "postgresql" else f"sqlite:///{workdir / 'load.db'}"
         results[name] = run_target(name, url, opts, workdir)
