@@ -4,10 +4,13 @@ comes from, to find what to make cheaper.
 The calls of `bench/load.py` (a value and its confirmation per meter, then the status
 callback), prebuilt and signed, are handed straight to the WSGI app in this process, one after
 another. Bare Flask's app (`bench/bare_flask.py`) is measured the same way in the same run.
-`--profile` prints cProfile's top entries for our app.
+`--profile` prints cProfile's top entries for our app. `--statements` times every statement
+of the hot path (`storage.steps`) on its own and prints them by kind, per webhook; on SQLite
+it also counts the pages each commit writes to the WAL, by table or index.
 
     python bench/step_cpu.py --database sqlite --calls 300
     python bench/step_cpu.py --database postgresql --profile
+    python bench/step_cpu.py --database sqlite --statements
 """
 
 from __future__ import annotations
@@ -175,6 +178,97 @@ def seeded_line(database: str, pg_url: str, accounts: int, meters: int,
     return url
 
 
+class _TimedCursor:
+    """A driver cursor whose `execute` adds its thread CPU to `spent`, by statement kind."""
+
+    def __init__(self, cursor: Any, spent: dict[str, list[float]]):
+        self._cursor = cursor
+        self._spent = spent
+
+    def execute(self, sql: str, params: Any = ()) -> _TimedCursor:
+        started = time.thread_time()
+        self._cursor.execute(sql, params)
+        entry = self._spent.setdefault(" ".join(sql.split()[:4])[:60], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.thread_time() - started
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class _TimedConnection:
+    """A driver connection handing out timed cursors."""
+
+    def __init__(self, raw: Any, spent: dict[str, list[float]]):
+        self._raw = raw
+        self._spent = spent
+
+    def cursor(self) -> _TimedCursor:
+        return _TimedCursor(self._raw.cursor(), self._spent)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def statements(database: str, url: str, calls: list[list[dict[str, Any]]]) -> None:
+    """Serve `calls` with every hot-path statement timed (thread CPU), and on SQLite with the
+    WAL left unchecked-pointed so that the pages each commit wrote can be counted."""
+    import sqlite3
+    import struct
+
+    from ivr import create_app
+    from storage import db, steps
+
+    if database == "sqlite":
+        pragmas = db._sqlite_pragmas
+
+        def no_checkpoints(conn: Any, record: Any) -> None:
+            pragmas(conn, record)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+
+        db._sqlite_pragmas = no_checkpoints  # type: ignore[assignment]
+    app = create_app(serving=True)
+    serve(app, calls[0])
+    path = url.removeprefix("sqlite:///")
+    if database == "sqlite":
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL from here on only
+    spent: dict[str, list[float]] = {}
+    raw = steps._raw
+    steps._raw = lambda conn: _TimedConnection(raw(conn), spent)  # type: ignore[assignment]
+    started = time.process_time()
+    for call in calls[1:]:
+        serve(app, call)
+    cpu = time.process_time() - started
+    steps._raw = raw  # type: ignore[assignment]
+    webhooks = sum(len(c) for c in calls[1:])
+    sql = sum(s for _, s in spent.values())
+    print(f"meterline on {database}: {cpu / webhooks * 1e3:.3f} ms CPU per webhook, of which "
+          f"the hot path's statements {sql / webhooks * 1e3:.3f} ms "
+          f"({sum(n for n, _ in spent.values()) / webhooks:.2f} statements)")  # fmt: skip
+    for kind, (count, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {count / webhooks:5.2f} a webhook  {seconds / count * 1e6:6.1f} us each  "
+              f"{seconds / webhooks * 1e6:6.1f} us a webhook  {kind}")  # fmt: skip
+    if database != "sqlite":
+        return
+    wal = Path(path + "-wal").read_bytes()
+    page = struct.unpack(">I", wal[8:12])[0]
+    ends = range(32, len(wal) - page - 23, 24 + page)  # 32-byte header, then 24-byte frame heads
+    frames = [struct.unpack(">II", wal[at : at + 8]) for at in ends]
+    commits = sum(1 for _, size in frames if size)  # a commit's last frame holds the db size
+    with sqlite3.connect(path) as conn:
+        names = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+    print(f"  WAL: {len(frames)} pages in {commits} commits, {len(frames) / commits:.1f} a "
+          "commit; by table or index, a commit:")  # fmt: skip
+    by_name: dict[str, int] = {}
+    for number, _ in frames:
+        name = names.get(number, "(freed or new)")
+        by_name[name] = by_name.get(name, 0) + 1
+    for name, count in sorted(by_name.items(), key=lambda kv: -kv[1]):
+        print(f"    {count / commits:5.2f}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
@@ -182,9 +276,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--meters", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--statements", action="store_true",
+                        help="each hot-path statement's CPU; SQLite's WAL pages")  # fmt: skip
     opts = parser.parse_args()
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
-    seeded_line(opts.database, opts.pg_url, len(callers), opts.meters, "stepcpu")
+    url = seeded_line(opts.database, opts.pg_url, len(callers), opts.meters, "stepcpu")
+    if opts.statements:
+        statements(opts.database, url, scripts(callers, opts.meters))
+        return
     from ivr import create_app
 
     ours = create_app()
