@@ -194,3 +194,29 @@ def test_reads_that_fail_after_the_count_leave_nothing_counted(
     with Session(clean_db) as session:
         row = session.get(Counter, "calls:test")
         assert row is None or row.count == 0
+
+
+def test_on_postgresql_the_count_commits_without_waiting_for_the_disk_and_only_the_count(
+    webhooks: Engine, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads' transaction (the hourly count) runs with synchronous_commit off; the setting
+    ends with it, so the step's own write, on the same connection, waits for its flush."""
+    if webhooks.dialect.name != "postgresql":
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    _seed(clean_db)
+    # The readings read, replaced by one that reports the setting in the transaction, as a
+    # reading row of another period (it lands in the history, converted like any other).
+    seen = ("SELECT 1, 1, 1.5::numeric, now(), current_setting('synchronous_commit'), "
+            "'accepted', 'ivr', NULL::int WHERE %s::text IS NOT NULL AND %s::text IS NOT NULL "
+            "AND %s::int IS NOT NULL AND %s::text IS NOT NULL")  # fmt: skip
+    monkeypatch.setattr(incoming, "_pg_readings_sql", lambda: seen)
+    store = IncomingStore(webhooks, StepStore(webhooks))
+    with webhooks.connect() as conn:
+        found = store.read(conn, "CA-new", ("calls:test", 5), NOW, HOUR, (SINGLE, PERIOD))
+        assert found.counted and found.phone is not None
+        assert [row[4] for row in found.phone.history] == ["off"]
+        after = conn.exec_driver_sql("SELECT current_setting('synchronous_commit')").scalar()
+        assert after == "on"
+    with Session(clean_db) as session:
+        row = session.get(Counter, "calls:test")
+        assert row is not None and row.count == 1  # committed
