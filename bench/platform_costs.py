@@ -5,10 +5,13 @@ is timed alone, in CPU (this process's, user and system) and wall time.
 `bench/load.py` finds our webhooks costlier per instruction at saturation than bare Flask's
 (docs/benchmarks.md, round six): these prices say why. A webhook of ours waits on its
 database several times, and each wait hands the interpreter to another thread and back; bare
-Flask's webhook waits on nothing but its socket.
+Flask's webhook waits on nothing but its socket. Last, PostgreSQL's own commits are timed
+under a write load like that of `bench/load.py`'s think-time phase: every webhook of ours
+waits for one, so their p99 is a floor under the webhooks' p99.
 
     python bench/platform_costs.py
     python bench/platform_costs.py --pg-url postgresql://postgres@127.0.0.1:5432/meterline_load
+    python bench/platform_costs.py --commit-seconds 0     # without the 30 s of commits
 
 Nothing here is ours: two threads and a lock, libpq through psycopg's own wrapper
 (`pgconn.exec_prepared`) and through a psycopg cursor, and the standard library's sqlite3 in
@@ -105,6 +108,46 @@ def postgresql(url: str, runs: int) -> None:
         conn.close()
 
 
+def commits_under_load(url: str, seconds: float) -> None:
+    """PostgreSQL's own commit latency under a write load like the think-time phase's of
+    `bench/load.py` (200 callers each answering every 2 s: about 100 webhooks a second, each
+    committing a few KB): 10 connections, each inserting a 3 KB row in autocommit every 80 ms.
+    Every webhook of ours waits for at least one such commit, so its p99 cannot be lower."""
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    table = "platform_costs_commits"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, a text, b text)")
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    row = ["x" * 1500, "y" * 1500]
+
+    def writer() -> None:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                conn.execute(f"INSERT INTO {table} (a, b) VALUES (%s, %s)", row)
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.08)
+
+    writers = [threading.Thread(target=writer) for _ in range(10)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE {table}")
+    latencies.sort()
+    n = len(latencies)
+    print(f"  PostgreSQL commits under load, {n / seconds:.0f} a second from 10 connections: "
+          f"p50 {latencies[n // 2]:.1f} ms, p95 {latencies[int(n * 0.95)]:.1f} ms, "
+          f"p99 {latencies[int(n * 0.99)]:.1f} ms, max {latencies[-1]:.1f} ms")  # fmt: skip
+
+
 def sqlite(runs: int) -> None:
     """A read by primary key on its own (its own read transaction), and a write transaction
     of one UPDATE and one INSERT with its commit, on a WAL database."""
@@ -140,11 +183,15 @@ def main() -> None:
     )
     parser.add_argument("--pg-url", default=load.PG_DEFAULT)
     parser.add_argument("--runs", type=int, default=3000)
+    parser.add_argument("--commit-seconds", type=float, default=30,
+                        help="seconds of PostgreSQL commits under load (0 skips)")  # fmt: skip
     opts = parser.parse_args()
     print(f"machine: {load.machine()}")
     hand_over(opts.runs)
     try:
         postgresql(opts.pg_url, opts.runs)
+        if opts.commit_seconds:
+            commits_under_load(opts.pg_url, opts.commit_seconds)
     except Exception as exc:  # noqa: BLE001 - a machine without the server still gets the rest
         print(f"  PostgreSQL skipped: {exc}")
     sqlite(opts.runs)
