@@ -14,7 +14,8 @@ it sends at once (PostgreSQL: one psycopg pipeline; SQLite: one after another):
 
 PostgreSQL gets three statements: the call and the hit in one (a data-modifying CTE), the
 accounts, and the readings meter by meter (LATERAL, so the plan follows the meters' index
-whatever the planner guesses of a period's rows). SQLite gets five cheap ones, the count
+whatever the planner guesses of a period's rows); a fourth before them lets the count commit
+without waiting for the disk (`_COUNT_WITHOUT_WAITING`). SQLite gets five cheap ones, the count
 given back if a read after it fails. Then the step's write is one more round trip
 (`storage.steps`): two for an incoming call on PostgreSQL, where there were seven. The
 statements are texts written once (SQLAlchemy's Core would build each statement, and
