@@ -124,6 +124,8 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -
         try:
             requests.get(url + "/voice/status", timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused: nobody listens yet. Timed out: gunicorn's master listens, but its
+            # worker is still starting (loading a speech model, say) and has not answered.
             time.sleep(0.1)
     raise RuntimeError("server did not start in 30 s")
