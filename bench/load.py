@@ -272,7 +272,7 @@ class Server:
             try:
                 requests.get(self.url + "/voice/status", timeout=1).close()
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still starting
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("server did not start in 30 s")
