@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Table
 from storage import counters
 from storage.ledger import HISTORY_LIMIT
 from storage.models import Account, Meter, Reading
-from storage.steps import CALL_COLUMNS, CallRow, StepStore, _load_sql
+from storage.steps import CALL_COLUMNS, WITHOUT_WAITING, CallRow, StepStore, _load_sql
 
 Row = tuple[Any, ...]
 _ACCOUNTS, _METERS, _READINGS = (cast(Table, t.__table__) for t in (Account, Meter, Reading))
@@ -185,10 +185,10 @@ class IncomingStore:
 
 # The count's transaction commits without waiting for the disk (PostgreSQL's asynchronous
 # commit, for this transaction only). A count lost in a crash is one call fewer in a caller's
-# hourly limit; waiting cost the greeting a second flush of the WAL (the call's own write
-# waits for one), and under write load a flush here took 20-300 ms (docs/benchmarks.md, round
-# six). The call's write, which waits, flushes the WAL with the count in it.
-_COUNT_WITHOUT_WAITING = "SELECT set_config('synchronous_commit', 'off', true)"
+# hourly limit; waiting cost the greeting a flush of the WAL, which under write load took
+# 20-300 ms (docs/benchmarks.md, round six). The call's own write commits the same way unless
+# it raises a flag (storage.steps, WITHOUT_WAITING).
+_COUNT_WITHOUT_WAITING = f"SELECT {WITHOUT_WAITING}"
 
 
 def _columns(table: str, names: tuple[str, ...]) -> str:

@@ -166,7 +166,8 @@ class StepStore:
 
     def close_finished(self, conn: Connection, call_sid: str, status: str, at: datetime) -> bool:
         """The status callback of a call whose flow finished (it has an outcome): `ended_at`
-        unless set, and the status on its timeline, in one statement. False (nothing
+        unless set, and the status on its timeline, in one statement, committed without
+        waiting for the disk (it raises no flag; see `WITHOUT_WAITING`). False (nothing
         written) when there is no such call or its flow never finished: the caller then
         reads the call and closes it the long way. PostgreSQL only (a round trip saved)."""
         assert self.pg
@@ -177,7 +178,8 @@ class StepStore:
 
     def write(self, conn: Connection, head: Head, step: StepWrite, reply: bool = True) -> bool:
         """Claim with `head` and write the step's rows (and `reply`), all or nothing; False
-        if the head claimed nothing. PostgreSQL: one statement, one round trip."""
+        if the head claimed nothing. PostgreSQL: one statement, one round trip, which waits
+        for the WAL's flush only when the step raises a flag (`WITHOUT_WAITING`)."""
         if self.pg:
             sql, params = self._pg_cte(head, step, reply)
             row = self._run(conn, [(sql, params)]).fetchone()
@@ -336,7 +338,8 @@ class StepStore:
         return out
 
     def _pg_cte(self, head: Head, step: StepWrite, reply: bool) -> tuple[str, list[Any]]:
-        sql = _pg_cte_sql(head.sql, head.inserts_call, reply, len(step.events), len(step.flags))
+        sql = _pg_cte_sql(head.sql, head.inserts_call, reply, len(step.events), len(step.flags),
+                          durable=bool(step.flags))  # fmt: skip
         params = [step.at, *head.params]
         if reply:
             params += [step.seq, step.reply]
@@ -401,9 +404,11 @@ def _insert_sql(mark: str, table: str, columns: Sequence[str], rows: int) -> str
 
 
 @cache
-def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: int) -> str:
+def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: int,
+                durable: bool = True) -> str:  # fmt: skip
     """The whole write as one statement: nothing is inserted unless the head claimed the
-    call. The first parameter is the step's moment (every row's timestamp)."""
+    call. The first parameter is the step's moment (every row's timestamp). Unless `durable`,
+    the statement's own transaction commits without waiting for the disk (`WITHOUT_WAITING`)."""
     if not inserts_call:  # the new call's INSERT brings its RETURNING and closes itself
         head += " RETURNING id)"
     parts = [f"WITH moment AS (SELECT %s::timestamptz AS at), claimed AS ({head}"]
@@ -426,7 +431,11 @@ def _pg_cte_sql(head: str, inserts_call: bool, reply: bool, events: int, flags: 
             f"SELECT claimed.id, {', '.join('v.' + c for c in flag_cols)}, 'open', moment.at, '' "
             f"FROM claimed, moment, (VALUES {values}) AS v(n, {', '.join(flag_cols)}) ORDER BY v.n)"
         )
-    return ", ".join(parts) + " SELECT count(*) FROM claimed"
+    if durable:
+        return ", ".join(parts) + " SELECT count(*) FROM claimed"
+    # set_config(…, true) lasts to the end of the statement's own (implicit) transaction and is
+    # read at its commit; it is volatile, so it runs once, on the claimed row, never inlined away.
+    return ", ".join(parts) + f" SELECT count(*) FROM claimed WHERE {WITHOUT_WAITING} IS NOT NULL"
 
 
 def _pg_values(columns: Sequence[str], rows: int) -> str:
@@ -452,10 +461,25 @@ def _pg_rows_sql(table: str, rows: int) -> str:
             f"AS v(n, {', '.join(cols)}) ORDER BY v.n")  # fmt: skip
 
 
+# Which of the hot path's PostgreSQL writes wait for the WAL's flush before the reply goes
+# out: every one that stores a reading (the ledger's transaction: «Принято» is said of a
+# reading on disk) or raises a flag (an operator's work: a reading refused, a dropped call, a
+# request to talk). The others only move the dialogue on (the state, the timeline of prompts,
+# the stored reply for a replay, the call's end) and commit asynchronously, for their own
+# transaction only (PostgreSQL's synchronous_commit, docs/deploy.md): they are visible to
+# every other connection at once, atomic as before, settle races on `seq` as before, and a
+# crash of the database server can lose at most the last fraction of a second of them
+# (wal_writer_delay x 3), never a reading (the WAL is written in order: a reading's flush
+# flushes every step before it). A lost step leaves its call a step behind: the call's next
+# webhook is refused with the apology that says what the call saved (ivr.voice.calls, `fail`)
+# and a system_error flag. Under write load a flush waited for took up to hundreds of
+# milliseconds on our machines (docs/benchmarks.md, round seven).
+WITHOUT_WAITING = "set_config('synchronous_commit', 'off', true)"
+
 _PG_CLOSE_FINISHED = (
     "WITH moment AS (SELECT %s::timestamptz AS at), closed AS (UPDATE calls SET ended_at = "
     "COALESCE(ended_at, (SELECT at FROM moment)) WHERE call_sid = %s AND outcome IS NOT NULL "
     "RETURNING id, seq), events AS (INSERT INTO call_events (call_id, at, seq, kind, text) "
     "SELECT closed.id, moment.at, closed.seq, 'status', %s::text FROM closed, moment) "
-    "SELECT count(*) FROM closed"
+    f"SELECT count(*) FROM closed WHERE {WITHOUT_WAITING} IS NOT NULL"
 )

@@ -3,11 +3,12 @@ whole or not at all, and only by the request that claimed it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -184,3 +185,51 @@ def test_a_claimed_reading_step_holds_the_lock_and_reads_the_period(
             None,
         )
         assert session.get_one(Call, call_id).seq == 2
+
+
+def _commit_setting_of(webhooks: Engine, write: Callable[[Connection], bool]) -> tuple[str, str]:
+    """synchronous_commit as `write(conn)`'s statement left its transaction (opened here
+    around it, so that it can be read before the commit), and after that commit."""
+    with webhooks.connect() as conn:
+        conn.exec_driver_sql("BEGIN")
+        assert write(conn)
+        inside = conn.exec_driver_sql("SELECT current_setting('synchronous_commit')").scalar()
+        conn.exec_driver_sql("COMMIT")
+        after = conn.exec_driver_sql("SELECT current_setting('synchronous_commit')").scalar()
+    return str(inside), str(after)
+
+
+def test_on_postgresql_only_a_step_that_raises_a_flag_waits_for_the_disk(
+    webhooks: Engine, clean_db: Engine
+) -> None:
+    """A step that only moves the dialogue on commits asynchronously, for its own transaction
+    only; one that raises a flag (an operator's work) waits for the WAL's flush, as the
+    ledger's transaction does. Both are written whole."""
+    if webhooks.dialect.name != "postgresql":
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    call_id = _call(clean_db)
+    store = StepStore(webhooks)
+    dialogue = StepWrite(call_id, 1, '{"step": "value"}', "<Response />", NOW, {},
+                         [EventRow("prompt", "Назовите показание")])  # fmt: skip
+    flagged = _step(call_id, 2)
+    assert _commit_setting_of(
+        webhooks, lambda c: store.write(c, store.step_claim(dialogue), dialogue)
+    ) == ("off", "on")
+    assert _commit_setting_of(
+        webhooks, lambda c: store.write(c, store.step_claim(flagged), flagged)
+    ) == ("on", "on")
+    with Session(clean_db) as session:
+        session.get_one(Call, call_id).outcome = "completed"
+        session.commit()
+    assert _commit_setting_of(
+        webhooks, lambda c: store.close_finished(c, "CA1", "completed", NOW)
+    ) == ("off", "on")
+    new_call = StepWrite(0, 0, "{}", "<Response />", NOW, {}, [EventRow("prompt", "Алло")])
+    assert _commit_setting_of(
+        webhooks,
+        lambda c: store.write(c, store.new_call(new_call, "CA3", "+79210000003"), new_call),
+    ) == ("off", "on")
+    with Session(clean_db) as session:
+        assert session.get_one(Call, call_id).seq == 3
+        assert session.get_one(Call, call_id).ended_at == NOW
+        assert _count(clean_db, CallReply) == 3 and _count(clean_db, Flag) == 1
