@@ -12,7 +12,8 @@ call's end (`outcome IS NULL`) the same way.
 - PostgreSQL, a step that stores a reading: BEGIN and the claim go in one pipeline, then the
   ledger's own statements (`storage.ledger`, on the same connection and transaction), then the
   rows and COMMIT in one more pipeline.
-- SQLite: BEGIN IMMEDIATE, the same UPDATE, the same INSERTs, COMMIT.
+- SQLite: BEGIN IMMEDIATE, the same UPDATE, the same INSERTs, COMMIT; a step that stores a
+  reading or raises a flag syncs the WAL at its commit, the others do not (`_SYNCED`).
 
 The connection comes from an engine in autocommit mode (`make_engine(..., webhooks=True)`):
 the transaction is ours to open. Statement texts are built once per shape (which columns
@@ -32,6 +33,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from storage import ledger
+from storage.db import WEBHOOK_SYNCHRONOUS
 from storage.ledger import LedgerReading
 
 CALL_COLUMNS = ("id", "call_sid", "caller", "account_id", "state", "seq", "outcome", "input_modes")
@@ -105,6 +107,7 @@ class StepWrite:
     changes: dict[str, Any] = field(default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     flags: list[FlagRow] = field(default_factory=list)
+    durable: bool = False  # SQLite: its transaction, once claimed, commits with a sync
 
 
 class StepStore:
@@ -184,17 +187,22 @@ class StepStore:
             sql, params = self._pg_cte(head, step, reply)
             row = self._run(conn, [(sql, params)]).fetchone()
             return bool(row and row[0])
-        if not self.claim(conn, head, step):
+        if not self.claim(conn, head, step, durable=bool(step.flags)):
             return False
         self.finish(conn, step, reply)
         return True
 
-    def claim(self, conn: Connection, head: Head, step: StepWrite) -> bool:
+    def claim(self, conn: Connection, head: Head, step: StepWrite, durable: bool = True) -> bool:
         """Open the transaction and claim with `head`; False (rolled back) if it claimed
         nothing. The caller then writes what needs the database's answers (the ledger) and
-        calls `finish`, or `rollback`."""
+        calls `finish`, or `rollback`. A `durable` transaction (a reading's, a flag's) waits
+        for the disk at its commit: on PostgreSQL always so, on SQLite by `_SYNCED`."""
         begin: tuple[str, list[Any]] = ("BEGIN" if self.pg else "BEGIN IMMEDIATE", [])
-        cursor = self._run(conn, [begin, (head.sql, head.params)])
+        statements = [begin, (head.sql, head.params)]
+        if durable and not self.pg:
+            step.durable = True
+            statements.insert(0, _SYNCED)
+        cursor = self._run(conn, statements)
         if cursor.rowcount == 1:
             if head.inserts_call and not self.pg:  # a new call: its id
                 step.call_id = int(cursor.lastrowid)
@@ -218,7 +226,12 @@ class StepStore:
             lock = ("SELECT coalesce(max(id), 0) + 1 FROM readings", [])
         statements = [("BEGIN" if self.pg else "BEGIN IMMEDIATE", []), (head.sql, head.params),
                       lock, (ledger.open_rows_sql(m), [meter_id, period])]  # fmt: skip
-        claim, ids, rows = self._run(conn, statements, results=(1, 2, 3))
+        results = (1, 2, 3)
+        if not self.pg:  # a reading's commit waits for the disk (`_SYNCED`)
+            step.durable = True
+            statements.insert(0, _SYNCED)
+            results = (2, 3, 4)
+        claim, ids, rows = self._run(conn, statements, results=results)
         if claim.rowcount != 1:
             self.rollback(conn)
             return None
@@ -235,11 +248,15 @@ class StepStore:
                before: Sequence[tuple[str, list[Any]]] = ()) -> None:  # fmt: skip
         """Run `before` (the ledger's writes), insert the step's rows and commit
         (PostgreSQL: in one round trip)."""
-        self._run(conn, [*before, *self._rows(step, reply), ("COMMIT", [])])
+        after = [_UNSYNCED] if step.durable else []
+        self._run(conn, [*before, *self._rows(step, reply), ("COMMIT", []), *after])
 
     def rollback(self, conn: Connection) -> None:
-        """Give the open transaction up."""
-        _raw(conn).rollback()
+        """Give the open transaction up (on SQLite, with the connection's usual commits)."""
+        raw = _raw(conn)
+        raw.rollback()
+        if not self.pg:
+            raw.execute(_UNSYNCED[0])
 
     def _run(self, conn: Connection, statements: list[tuple[str, list[Any]]],
              results: tuple[int, ...] = ()) -> Any:  # fmt: skip
@@ -475,6 +492,12 @@ def _pg_rows_sql(table: str, rows: int) -> str:
 # and a system_error flag. Under write load a flush waited for took up to hundreds of
 # milliseconds on our machines (docs/benchmarks.md, round seven).
 WITHOUT_WAITING = "set_config('synchronous_commit', 'off', true)"
+# SQLite's counterpart, the other way round: the webhooks' connections commit without syncing
+# the WAL (storage.db, WEBHOOK_SYNCHRONOUS), and a transaction that stores a reading or raises
+# a flag syncs it, set before its BEGIN and set back after its COMMIT or ROLLBACK. A
+# connection left in FULL by an error between the two only commits more safely than needed.
+_SYNCED: tuple[str, list[Any]] = ("PRAGMA synchronous=FULL", [])
+_UNSYNCED: tuple[str, list[Any]] = (f"PRAGMA synchronous={WEBHOOK_SYNCHRONOUS}", [])
 
 _PG_CLOSE_FINISHED = (
     "WITH moment AS (SELECT %s::timestamptz AS at), closed AS (UPDATE calls SET ended_at = "

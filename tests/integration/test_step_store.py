@@ -233,3 +233,59 @@ def test_on_postgresql_only_a_step_that_raises_a_flag_waits_for_the_disk(
         assert session.get_one(Call, call_id).seq == 3
         assert session.get_one(Call, call_id).ended_at == NOW
         assert _count(clean_db, CallReply) == 3 and _count(clean_db, Flag) == 1
+
+
+def _traced(conn: Connection) -> list[str]:
+    """The statements SQLite runs on this connection from now on (its trace callback)."""
+    seen: list[str] = []
+    conn.connection.dbapi_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
+    return seen
+
+
+def _synchronous(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
+
+
+def test_on_sqlite_a_reading_or_a_flag_syncs_its_commit_and_a_dialogue_step_does_not(
+    webhooks: Engine, clean_db: Engine
+) -> None:
+    """The webhooks' connections commit without syncing the WAL (NORMAL); a step that stores
+    a reading or raises a flag switches to FULL for its own transaction, and back."""
+    if webhooks.dialect.name != "sqlite":
+        pytest.skip("SQLite's PRAGMA synchronous")
+    meter_id = _reading_meter(clean_db)
+    call_id = _call(clean_db)
+    period = NOW.strftime("%Y-%m")
+    store = StepStore(webhooks)
+    new = ledger.NewReading(meter_id=meter_id, value=Decimal("7"), taken_at=NOW,
+                            period=period, source="ivr", call_id=call_id,
+                            idempotency_key="ivr:CA1:m2")  # fmt: skip
+    normal, full = 1, 2
+    with webhooks.connect() as conn:
+        assert _synchronous(conn) == normal
+        seen = _traced(conn)
+        dialogue = StepWrite(call_id, 1, "{}", "<Response />", NOW, {}, [EventRow("prompt", "…")])
+        assert store.write(conn, store.step_claim(dialogue), dialogue)
+        assert not any("synchronous" in s for s in seen) and "COMMIT" in seen
+        seen.clear()
+        reading = StepWrite(call_id, 2, "{}", "<Response />", NOW)
+        claimed = store.claim_reading(conn, store.step_claim(reading), reading, meter_id, period)
+        assert claimed is not None and _synchronous(conn) == full
+        plan = ledger.plan_store(new, claimed[1])
+        store.finish(conn, reading, before=store.reading_statements(new, claimed[0], plan))
+        commit = seen.index("COMMIT")
+        assert seen[0] == "PRAGMA synchronous=FULL" and seen[1] == "BEGIN IMMEDIATE"
+        assert seen[commit + 1] == "PRAGMA synchronous=NORMAL"
+        assert _synchronous(conn) == normal
+        flagged = _step(call_id, 3)
+        seen.clear()
+        assert store.write(conn, store.step_claim(flagged), flagged)
+        assert seen[0] == "PRAGMA synchronous=FULL" and seen[-1] == "PRAGMA synchronous=NORMAL"
+        lost = _step(call_id, 3)  # claimed already: rolled back, and the usual commits again
+        assert not store.write(conn, store.step_claim(lost), lost)
+        assert _synchronous(conn) == normal
+    with clean_db.connect() as conn:  # every other engine syncs every commit
+        assert _synchronous(conn) == full
+    with Session(clean_db) as session:
+        assert session.get_one(Reading, claimed[0]).value == Decimal("7")
+        assert session.get_one(Call, call_id).seq == 4
