@@ -54,9 +54,9 @@ def _prepare_everything(dbapi_conn: Any, _record: Any) -> None:
 # SQLite in WAL mode with synchronous=FULL syncs the WAL at every commit: a committed
 # transaction survives a power cut. With NORMAL it survives a crash of the process but not
 # of the machine (the WAL is synced at checkpoints only). Every engine commits with FULL
-# (operators' entries, imports, the CLI) except the webhooks', whose dialogue steps commit
-# with NORMAL and whose steps that store a reading or raise a flag switch to FULL for their
-# own transaction (storage.steps): a sync costs ~0.1 ms of CPU and ~0.4 ms of wall time here.
+# (operators' entries, imports, the CLI) except the webhooks', which commit with NORMAL; a
+# step that stores a reading or raises a flag syncs the WAL itself just after its commit,
+# before its reply (storage.steps, `sync_wal`), without holding the write lock for it.
 WEBHOOK_SYNCHRONOUS = "NORMAL"
 
 

@@ -13,7 +13,8 @@ call's end (`outcome IS NULL`) the same way.
   ledger's own statements (`storage.ledger`, on the same connection and transaction), then the
   rows and COMMIT in one more pipeline.
 - SQLite: BEGIN IMMEDIATE, the same UPDATE, the same INSERTs, COMMIT; a step that stores a
-  reading or raises a flag syncs the WAL at its commit, the others do not (`_SYNCED`).
+  reading or raises a flag syncs the WAL to disk after its commit, the others do not
+  (`sync_wal`).
 
 The connection comes from an engine in autocommit mode (`make_engine(..., webhooks=True)`):
 the transaction is ours to open. Statement texts are built once per shape (which columns
@@ -22,7 +23,9 @@ change, how many rows) and cached; psycopg prepares the repeated ones on the ser
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,7 +36,6 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from storage import ledger
-from storage.db import WEBHOOK_SYNCHRONOUS
 from storage.ledger import LedgerReading
 
 CALL_COLUMNS = ("id", "call_sid", "caller", "account_id", "state", "seq", "outcome", "input_modes")
@@ -107,16 +109,21 @@ class StepWrite:
     changes: dict[str, Any] = field(default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     flags: list[FlagRow] = field(default_factory=list)
-    durable: bool = False  # SQLite: its transaction, once claimed, commits with a sync
+    durable: bool = False  # SQLite: once committed, the WAL is synced before the reply
 
 
 class StepStore:
     """The hot path's statements for one engine's dialect (PostgreSQL or SQLite)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine,
+                 waiting: Callable[[], AbstractContextManager[Any]] = nullcontext):  # fmt: skip
+        """`waiting`: what to wrap a wait for the disk in (the webhooks' gate steps out for it,
+        ivr.voice.gate: a sync is no turn's work)."""
+        self.waiting = waiting
         self.pg = engine.dialect.name == "postgresql"
         self.mark = "%s" if self.pg else "?"
         self.dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._wal: str | None = None  # SQLite: the WAL file's path, once asked (`_wal_of`)
 
     # --- reading ---
 
@@ -195,14 +202,12 @@ class StepStore:
     def claim(self, conn: Connection, head: Head, step: StepWrite, durable: bool = True) -> bool:
         """Open the transaction and claim with `head`; False (rolled back) if it claimed
         nothing. The caller then writes what needs the database's answers (the ledger) and
-        calls `finish`, or `rollback`. A `durable` transaction (a reading's, a flag's) waits
-        for the disk at its commit: on PostgreSQL always so, on SQLite by `_SYNCED`."""
+        calls `finish`, or `rollback`. A `durable` transaction (a reading's, a flag's) is on
+        disk before `finish` returns: on PostgreSQL its COMMIT waits for the WAL's flush, on
+        SQLite `finish` syncs the WAL (`sync_wal`)."""
         begin: tuple[str, list[Any]] = ("BEGIN" if self.pg else "BEGIN IMMEDIATE", [])
-        statements = [begin, (head.sql, head.params)]
-        if durable and not self.pg:
-            step.durable = True
-            statements.insert(0, _SYNCED)
-        cursor = self._run(conn, statements)
+        step.durable = durable
+        cursor = self._run(conn, [begin, (head.sql, head.params)])
         if cursor.rowcount == 1:
             if head.inserts_call and not self.pg:  # a new call: its id
                 step.call_id = int(cursor.lastrowid)
@@ -226,12 +231,8 @@ class StepStore:
             lock = ("SELECT coalesce(max(id), 0) + 1 FROM readings", [])
         statements = [("BEGIN" if self.pg else "BEGIN IMMEDIATE", []), (head.sql, head.params),
                       lock, (ledger.open_rows_sql(m), [meter_id, period])]  # fmt: skip
-        results = (1, 2, 3)
-        if not self.pg:  # a reading's commit waits for the disk (`_SYNCED`)
-            step.durable = True
-            statements.insert(0, _SYNCED)
-            results = (2, 3, 4)
-        claim, ids, rows = self._run(conn, statements, results=results)
+        step.durable = True  # a reading is on disk before the caller hears it accepted
+        claim, ids, rows = self._run(conn, statements, results=(1, 2, 3))
         if claim.rowcount != 1:
             self.rollback(conn)
             return None
@@ -248,15 +249,25 @@ class StepStore:
                before: Sequence[tuple[str, list[Any]]] = ()) -> None:  # fmt: skip
         """Run `before` (the ledger's writes), insert the step's rows and commit
         (PostgreSQL: in one round trip)."""
-        after = [_UNSYNCED] if step.durable else []
-        self._run(conn, [*before, *self._rows(step, reply), ("COMMIT", []), *after])
+        self._run(conn, [*before, *self._rows(step, reply), ("COMMIT", [])])
+        if step.durable and not self.pg:
+            wal = self._wal_of(conn)
+            if wal:
+                with self.waiting():
+                    sync_wal(wal)
+
+    def _wal_of(self, conn: Connection) -> str:
+        """The path of the database's WAL file, as SQLite names the database's own file ("" for
+        a database in memory, which has none)."""
+        if self._wal is None:
+            rows = _raw(conn).execute("PRAGMA database_list").fetchall()
+            file = next((row[2] for row in rows if row[1] == "main"), "")
+            self._wal = f"{file}-wal" if file else ""
+        return self._wal
 
     def rollback(self, conn: Connection) -> None:
-        """Give the open transaction up (on SQLite, with the connection's usual commits)."""
-        raw = _raw(conn)
-        raw.rollback()
-        if not self.pg:
-            raw.execute(_UNSYNCED[0])
+        """Give the open transaction up."""
+        _raw(conn).rollback()
 
     def _run(self, conn: Connection, statements: list[tuple[str, list[Any]]],
              results: tuple[int, ...] = ()) -> Any:  # fmt: skip
@@ -492,12 +503,32 @@ def _pg_rows_sql(table: str, rows: int) -> str:
 # and a system_error flag. Under write load a flush waited for took up to hundreds of
 # milliseconds on our machines (docs/benchmarks.md, round seven).
 WITHOUT_WAITING = "set_config('synchronous_commit', 'off', true)"
-# SQLite's counterpart, the other way round: the webhooks' connections commit without syncing
-# the WAL (storage.db, WEBHOOK_SYNCHRONOUS), and a transaction that stores a reading or raises
-# a flag syncs it, set before its BEGIN and set back after its COMMIT or ROLLBACK. A
-# connection left in FULL by an error between the two only commits more safely than needed.
-_SYNCED: tuple[str, list[Any]] = ("PRAGMA synchronous=FULL", [])
-_UNSYNCED: tuple[str, list[Any]] = (f"PRAGMA synchronous={WEBHOOK_SYNCHRONOUS}", [])
+
+
+def sync_wal(wal: str) -> None:
+    """Sync SQLite's WAL file to disk, after a commit made without syncing it.
+
+    The webhooks' SQLite connections commit with synchronous=NORMAL (storage.db): the commit
+    has written its frames to the WAL, but a power cut could still take them. Syncing at the
+    commit (FULL) would do it while holding the database's only write lock, so every other
+    worker would wait for the disk too (about 20 % less throughput at saturation, measured
+    in round seven); syncing the same file just after the commit makes the transaction as
+    durable without holding anyone up. It is sound because the WAL is only ever appended to
+    until a checkpoint has copied it into the database file and synced that file (which
+    NORMAL does at every checkpoint): our frames are either still in the WAL, which this
+    syncs (fsync works on the file, whoever wrote it), or already in a synced database
+    file. No WAL file means the last connection closed after such a checkpoint. SQLite has
+    no call for "sync what was committed", hence this function.
+    """
+    try:
+        fd = os.open(wal, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
 
 _PG_CLOSE_FINISHED = (
     "WITH moment AS (SELECT %s::timestamptz AS at), closed AS (UPDATE calls SET ended_at = "

@@ -83,7 +83,7 @@ class HotPath:
     def __init__(self, service: VoiceService, engine: Engine):
         self.service = service
         self.engine = engine
-        self.store = StepStore(engine)
+        self.store = StepStore(engine, waiting=GATE.stepped_out)
         self.incoming_store = IncomingStore(engine, self.store)
 
     def _retrying(self, what: str, work: Callable[[Connection], T]) -> T:

@@ -3,16 +3,18 @@ whole or not at all, and only by the request that claimed it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, make_url, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage import ledger
+from storage import ledger, steps
 from storage.models import Call, CallEvent, CallReply, Flag, Reading
 from storage.steps import EventRow, FlagRow, StepStore, StepWrite
 from tests.support.data import add_account, add_meter
@@ -235,24 +237,31 @@ def test_on_postgresql_only_a_step_that_raises_a_flag_waits_for_the_disk(
         assert _count(clean_db, CallReply) == 3 and _count(clean_db, Flag) == 1
 
 
-def _traced(conn: Connection) -> list[str]:
-    """The statements SQLite runs on this connection from now on (its trace callback)."""
+def _traced(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the statements SQLite runs on this connection (its trace callback) and,
+    in the same list, "sync PATH" for each file synced by storage.steps."""
     seen: list[str] = []
     conn.connection.dbapi_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        seen.append("sync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(steps.os, "fdatasync", fdatasync)
     return seen
 
 
-def _synchronous(conn: Connection) -> int:
-    return int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
-
-
-def test_on_sqlite_a_reading_or_a_flag_syncs_its_commit_and_a_dialogue_step_does_not(
-    webhooks: Engine, clean_db: Engine
+def test_on_sqlite_a_reading_or_a_flag_is_synced_to_disk_after_its_commit(
+    webhooks: Engine, clean_db: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The webhooks' connections commit without syncing the WAL (NORMAL); a step that stores
-    a reading or raises a flag switches to FULL for its own transaction, and back."""
+    """The webhooks' connections commit without syncing the WAL (NORMAL, so that no worker
+    waits for another's disk under the write lock); a step that stores a reading or raises a
+    flag syncs the WAL file once its COMMIT is through, before it returns. Every other
+    engine syncs every commit (FULL)."""
     if webhooks.dialect.name != "sqlite":
-        pytest.skip("SQLite's PRAGMA synchronous")
+        pytest.skip("SQLite's WAL file")
+    wal = os.path.realpath(make_url(database_url).database or "") + "-wal"
     meter_id = _reading_meter(clean_db)
     call_id = _call(clean_db)
     period = NOW.strftime("%Y-%m")
@@ -262,30 +271,34 @@ def test_on_sqlite_a_reading_or_a_flag_syncs_its_commit_and_a_dialogue_step_does
                             idempotency_key="ivr:CA1:m2")  # fmt: skip
     normal, full = 1, 2
     with webhooks.connect() as conn:
-        assert _synchronous(conn) == normal
-        seen = _traced(conn)
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == normal
+        seen = _traced(conn, monkeypatch)
         dialogue = StepWrite(call_id, 1, "{}", "<Response />", NOW, {}, [EventRow("prompt", "…")])
         assert store.write(conn, store.step_claim(dialogue), dialogue)
-        assert not any("synchronous" in s for s in seen) and "COMMIT" in seen
+        assert "COMMIT" in seen and not [s for s in seen if s.startswith("sync")]
         seen.clear()
         reading = StepWrite(call_id, 2, "{}", "<Response />", NOW)
         claimed = store.claim_reading(conn, store.step_claim(reading), reading, meter_id, period)
-        assert claimed is not None and _synchronous(conn) == full
+        assert claimed is not None
         plan = ledger.plan_store(new, claimed[1])
         store.finish(conn, reading, before=store.reading_statements(new, claimed[0], plan))
-        commit = seen.index("COMMIT")
-        assert seen[0] == "PRAGMA synchronous=FULL" and seen[1] == "BEGIN IMMEDIATE"
-        assert seen[commit + 1] == "PRAGMA synchronous=NORMAL"
-        assert _synchronous(conn) == normal
+        # (the first sync asks SQLite for the database's file: PRAGMA database_list)
+        assert [s for s in seen if not s.startswith("PRAGMA")][-2:] == ["COMMIT", f"sync {wal}"]
         flagged = _step(call_id, 3)
-        seen.clear()
         assert store.write(conn, store.step_claim(flagged), flagged)
-        assert seen[0] == "PRAGMA synchronous=FULL" and seen[-1] == "PRAGMA synchronous=NORMAL"
-        lost = _step(call_id, 3)  # claimed already: rolled back, and the usual commits again
+        assert seen[-2:] == ["COMMIT", f"sync {wal}"]
+        seen.clear()
+        lost = _step(call_id, 3)  # claimed already: rolled back, nothing to sync
         assert not store.write(conn, store.step_claim(lost), lost)
-        assert _synchronous(conn) == normal
-    with clean_db.connect() as conn:  # every other engine syncs every commit
-        assert _synchronous(conn) == full
+        assert not [s for s in seen if s.startswith("sync")]
+    with clean_db.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == full
     with Session(clean_db) as session:
         assert session.get_one(Reading, claimed[0]).value == Decimal("7")
         assert session.get_one(Call, call_id).seq == 4
+
+
+def test_syncing_a_wal_that_is_gone_is_nothing_to_do(tmp_path: Path) -> None:
+    """The last connection's close checkpoints the WAL into a synced database file and
+    deletes it: then there is nothing left to sync."""
+    steps.sync_wal(str(tmp_path / "gone.db-wal"))
