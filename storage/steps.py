@@ -511,14 +511,16 @@ def sync_wal(wal: str) -> None:
     The webhooks' SQLite connections commit with synchronous=NORMAL (storage.db): the commit
     has written its frames to the WAL, but a power cut could still take them. Syncing at the
     commit (FULL) would do it while holding the database's only write lock, so every other
-    worker would wait for the disk too (about 20 % less throughput at saturation, measured
-    in round seven); syncing the same file just after the commit makes the transaction as
-    durable without holding anyone up. It is sound because the WAL is only ever appended to
-    until a checkpoint has copied it into the database file and synced that file (which
-    NORMAL does at every checkpoint): our frames are either still in the WAL, which this
-    syncs (fsync works on the file, whoever wrote it), or already in a synced database
-    file. No WAL file means the last connection closed after such a checkpoint. SQLite has
-    no call for "sync what was committed", hence this function.
+    worker would wait for the disk too (a fifth more CPU a webhook at saturation, and a
+    quarter less throughput, in round seven: docs/benchmarks.md). Syncing the same file
+    just after the commit makes the transaction as durable, with the lock already free.
+
+    It is sound because the WAL is only ever appended to until a checkpoint has copied it
+    into the database file and synced that file (which NORMAL does at every checkpoint): our
+    frames are either still in the WAL, which this syncs (fsync works on the file, whoever
+    wrote it), or already in a synced database file. No WAL file means the last connection
+    closed after such a checkpoint. SQLite has no call for "sync what was committed", hence
+    this function.
     """
     try:
         fd = os.open(wal, os.O_RDONLY)
