@@ -151,18 +151,25 @@ def _reading_meter(clean_db: Engine) -> int:
         return meter.id
 
 
+def _a_reading(clean_db: Engine, value: str, key: str) -> tuple[int, int, str, ledger.NewReading]:
+    """A meter, a call at step 1, the period of NOW and a reading of `value` by that call
+    for that meter: (meter id, call id, period, the reading)."""
+    meter_id = _reading_meter(clean_db)
+    call_id = _call(clean_db)
+    period = NOW.strftime("%Y-%m")
+    new = ledger.NewReading(meter_id=meter_id, value=Decimal(value), taken_at=NOW,
+                            period=period, source="ivr", call_id=call_id,
+                            idempotency_key=key)  # fmt: skip
+    return meter_id, call_id, period, new
+
+
 def test_a_claimed_reading_step_holds_the_lock_and_reads_the_period(
     webhooks: Engine, clean_db: Engine
 ) -> None:
     """claim_reading: the claim, the meter's lock, the period's open rows and the new id;
     the ledger's statements then store the reading with the step's rows, all or nothing."""
-    meter_id = _reading_meter(clean_db)
-    call_id = _call(clean_db)
-    period = NOW.strftime("%Y-%m")
+    meter_id, call_id, period, new = _a_reading(clean_db, "112.5", "ivr:CA1:m1")
     store = StepStore(webhooks)
-    new = ledger.NewReading(meter_id=meter_id, value=Decimal("112.5"), taken_at=NOW,
-                            period=period, source="ivr", call_id=call_id,
-                            idempotency_key="ivr:CA1:m1")  # fmt: skip
     with webhooks.connect() as conn:
         step = _step(call_id, 1)
         claimed = store.claim_reading(conn, store.step_claim(step), step, meter_id, period)
@@ -262,13 +269,8 @@ def test_on_sqlite_a_reading_or_a_flag_is_synced_to_disk_after_its_commit(
     if webhooks.dialect.name != "sqlite":
         pytest.skip("SQLite's WAL file")
     wal = os.path.realpath(make_url(database_url).database or "") + "-wal"
-    meter_id = _reading_meter(clean_db)
-    call_id = _call(clean_db)
-    period = NOW.strftime("%Y-%m")
+    meter_id, call_id, period, new = _a_reading(clean_db, "7", "ivr:CA1:m2")
     store = StepStore(webhooks)
-    new = ledger.NewReading(meter_id=meter_id, value=Decimal("7"), taken_at=NOW,
-                            period=period, source="ivr", call_id=call_id,
-                            idempotency_key="ivr:CA1:m2")  # fmt: skip
     normal, full = 1, 2
     with webhooks.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == normal
