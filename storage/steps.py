@@ -16,7 +16,7 @@ call's end (`outcome IS NULL`) the same way.
   reading or raises a flag syncs the WAL to disk after its commit, the others do not
   (`sync_wal`).
 
-The connection comes from an engine in autocommit mode (`make_engine(..., webhooks=True)`):
+The connection comes from an engine in autocommit mode (`storage.db.make_webhook_engine`):
 the transaction is ours to open. Statement texts are built once per shape (which columns
 change, how many rows) and cached; psycopg prepares the repeated ones on the server itself.
 """
