@@ -223,8 +223,8 @@ def statements(database: str, url: str, calls: list[list[dict[str, Any]]]) -> No
     if database == "sqlite":
         pragmas = db._sqlite_pragmas
 
-        def no_checkpoints(conn: Any, record: Any) -> None:
-            pragmas(conn, record)
+        def no_checkpoints(synchronous: str, conn: Any, record: Any) -> None:
+            pragmas(synchronous, conn, record)
             conn.execute("PRAGMA wal_autocheckpoint=0")
 
         db._sqlite_pragmas = no_checkpoints  # type: ignore[assignment]
