@@ -13,14 +13,25 @@ Each line is the process's (or each process's) CPU over its webhooks; the statem
 share (`StepStore._run`, the driver and the database library) is counted on each thread's
 own clock.
 
+`--sharing` (SQLite) asks instead what running beside each other costs processes that share
+one database file, as gunicorn's workers do: one process alone, then `--processes` at once on
+one database, then as many at once each on a copy of its own (the same rows), and bare Flask's
+app (`bench/bare_flask.py`) alone and in as many processes. Each line gives the processes'
+mean user and system CPU per webhook, from `os.times()`. A copy of its own keeps a process's
+page cache: SQLite drops a connection's whole cache when another connection has written to
+the database since its last transaction.
+
     python bench/threads_cpu.py                      # SQLite
     python bench/threads_cpu.py --database postgresql
+    python bench/threads_cpu.py --sharing --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sqlite3
 import sys
 import threading
 import time
@@ -32,7 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import load  # noqa: E402
-from bench.step_cpu import scripts, seeded_line, serve  # noqa: E402
+from bench.bare_flask import create_bare_app  # noqa: E402
+from bench.step_cpu import PUBLIC, scripts, seeded_line, serve  # noqa: E402
+
+APOLOGY = load.APOLOGY.encode()
 
 
 def counted_sql() -> list[float]:
@@ -109,6 +123,97 @@ def in_processes(calls: list[list[dict[str, Any]]], processes: int) -> None:
     print(f"{f'{processes} processes at once, one thread each':<44} {each}", flush=True)
 
 
+def cpu_apart(calls: list[list[dict[str, Any]]], processes: int, database: str | None,
+              own: bool = False) -> tuple[float, float]:  # fmt: skip
+    """Mean user and system CPU ms per webhook of `processes` forked processes serving their
+    shares of `calls` at once; each serves our app on the SQLite file `database` (`own`: on
+    a copy of its own), or bare Flask's app if `database` is None."""
+    ready_r, ready_w = os.pipe()
+    start_r, start_w = os.pipe()
+    result_r, result_w = os.pipe()
+    for n in range(processes):
+        if os.fork() == 0:  # the child: an app of its own, after the fork
+            if database is None:
+                app = create_bare_app(PUBLIC, 4)
+            else:
+                if own:
+                    copy = f"{database}.{n}"
+                    _fresh_copy(database, copy)
+                    os.environ["METERLINE_DATABASE_URL"] = f"sqlite:///{copy}"
+                from ivr import create_app
+
+                app = create_app()
+            share = calls[n::processes]
+            serve(app, share[0])  # warm
+            os.write(ready_w, b".")
+            os.read(start_r, 1)  # all of them warm: they start together
+            webhooks = sum(len(c) for c in share[1:])
+            before = os.times()
+            apologies = 0
+            for call in share[1:]:
+                apologies += sum(APOLOGY in body for body in serve(app, call))
+            after = os.times()
+            user = (after.user - before.user) / webhooks * 1000
+            system = (after.system - before.system) / webhooks * 1000
+            os.write(result_w, f"{user:.4f} {system:.4f} {apologies}\n".encode())
+            os._exit(0)
+    for fd in (ready_w, start_r, result_w):
+        os.close(fd)
+    arrived = 0
+    while arrived < processes:
+        arrived += len(os.read(ready_r, processes))
+    os.write(start_w, b"." * processes)
+    for _ in range(processes):
+        os.wait()
+    with os.fdopen(result_r) as lines:
+        figures = [tuple(float(f) for f in line.split()) for line in lines]
+    for fd in (ready_r, start_w):
+        os.close(fd)
+    if len(figures) != processes or any(f[2] for f in figures):
+        raise SystemExit(f"a process failed or a caller heard an apology: {figures}")
+    return (sum(f[0] for f in figures) / processes, sum(f[1] for f in figures) / processes)
+
+
+def _fresh_copy(source: str, target: str) -> None:
+    """`target` a copy of the SQLite file `source`, without a WAL left from an earlier copy
+    (which SQLite would apply to the new one)."""
+    for leftover in (f"{target}-wal", f"{target}-shm"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
+    shutil.copyfile(source, target)
+
+
+def sharing(opts: argparse.Namespace) -> None:
+    """`--sharing`: one process alone, processes on one database, each on its own copy, and
+    bare Flask alone and in as many processes; `--rounds` times, in that order."""
+    n = opts.processes
+    callers = [load.caller_number(k) for k in range(n * (opts.calls + 1))]
+    url = seeded_line("sqlite", opts.pg_url, len(callers), 2, "sharing")
+    database = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row in the file itself
+    conn.close()
+    seeded = f"{database}.seeded"
+    shutil.copyfile(database, seeded)
+    calls = scripts(callers, 2)
+    bare_calls = scripts([f"+7000{k:07d}" for k in range(n * (opts.calls + 1))], 2)
+    print(f"sqlite: {opts.calls} calls per process, 6 webhooks each; CPU ms per webhook, "
+          f"each line the mean of its processes", flush=True)  # fmt: skip
+    for round_ in range(1, opts.rounds + 1):
+        for label, work, count, db, own in [
+            ("ours, one process alone", calls[: opts.calls + 1], 1, database, False),
+            (f"ours, {n} processes at once, one database", calls, n, database, False),
+            (f"ours, {n} processes at once, a copy each", calls, n, database, True),
+            ("bare Flask, one process alone", bare_calls[: opts.calls + 1], 1, None, False),
+            (f"bare Flask, {n} processes at once", bare_calls, n, None, False),
+        ]:  # fmt: skip
+            if db is not None:  # every line places the same calls on the seeded rows
+                _fresh_copy(seeded, db)
+            user, system = cpu_apart(work, count, db, own)
+            print(f"round {round_}  {label:<44} user {user:6.3f}  system {system:6.3f}  "
+                  f"total {user + system:6.3f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
@@ -116,7 +221,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="calls per line (400)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--sharing", action="store_true",
+                        help="SQLite: processes on one database against a copy each")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="with --sharing (1)")
     opts = parser.parse_args()
+    if opts.sharing:
+        sharing(opts)
+        return
     lines = 4  # one thread, threads, threads taking turns, processes: fresh callers each
     per = opts.calls + 1
     callers = [load.caller_number(n) for n in range(per * lines)]
