@@ -24,6 +24,7 @@ the database since its last transaction.
     python bench/threads_cpu.py                      # SQLite
     python bench/threads_cpu.py --database postgresql
     python bench/threads_cpu.py --sharing --rounds 3
+    strace -f -c python bench/threads_cpu.py --sharing --line shared   # its system calls
 """
 
 from __future__ import annotations
@@ -199,14 +200,17 @@ def sharing(opts: argparse.Namespace) -> None:
     bare_calls = scripts([f"+7000{k:07d}" for k in range(n * (opts.calls + 1))], 2)
     print(f"sqlite: {opts.calls} calls per process, 6 webhooks each; CPU ms per webhook, "
           f"each line the mean of its processes", flush=True)  # fmt: skip
+    lines = {
+        "alone": ("ours, one process alone", calls[: opts.calls + 1], 1, database, False),
+        "shared": (f"ours, {n} processes at once, one database", calls, n, database, False),
+        "copies": (f"ours, {n} processes at once, a copy each", calls, n, database, True),
+        "bare-alone": ("bare Flask, one process alone", bare_calls[: opts.calls + 1], 1, None,
+                       False),
+        "bare": (f"bare Flask, {n} processes at once", bare_calls, n, None, False),
+    }  # fmt: skip
+    chosen = list(lines) if opts.line == "all" else [opts.line]
     for round_ in range(1, opts.rounds + 1):
-        for label, work, count, db, own in [
-            ("ours, one process alone", calls[: opts.calls + 1], 1, database, False),
-            (f"ours, {n} processes at once, one database", calls, n, database, False),
-            (f"ours, {n} processes at once, a copy each", calls, n, database, True),
-            ("bare Flask, one process alone", bare_calls[: opts.calls + 1], 1, None, False),
-            (f"bare Flask, {n} processes at once", bare_calls, n, None, False),
-        ]:  # fmt: skip
+        for label, work, count, db, own in (lines[name] for name in chosen):
             if db is not None:  # every line places the same calls on the seeded rows
                 _fresh_copy(seeded, db)
             user, system = cpu_apart(work, count, db, own)
@@ -224,6 +228,9 @@ def main() -> None:
     parser.add_argument("--sharing", action="store_true",
                         help="SQLite: processes on one database against a copy each")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=1, help="with --sharing (1)")
+    parser.add_argument("--line", default="all",
+                        choices=["all", "alone", "shared", "copies", "bare-alone", "bare"],
+                        help="with --sharing: only this line (for strace -f -c, say)")  # fmt: skip
     opts = parser.parse_args()
     if opts.sharing:
         sharing(opts)
