@@ -162,7 +162,10 @@ def cpu_apart(calls: list[list[dict[str, Any]]], processes: int, database: str |
         os.close(fd)
     arrived = 0
     while arrived < processes:
-        arrived += len(os.read(ready_r, processes))
+        ready = os.read(ready_r, processes)
+        if not ready:  # every child gone (or failed) before it was warm
+            raise SystemExit("a process failed before it started serving")
+        arrived += len(ready)
     os.write(start_w, b"." * processes)
     for _ in range(processes):
         os.wait()
