@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -47,8 +48,20 @@ def gunicorn_options(
         "logger_class": "ivr.commands.accesslog.MaskedLogger",
         "errorlog": "-",
         "loglevel": "info",
+        "post_worker_init": freeze_heap,
         **control_socket(instance_path, port),
     }
+
+
+def freeze_heap(_worker: object = None) -> None:
+    """Take every object a worker has built by the time it serves (the app, its modules, the
+    libraries': about 120,000) out of the cyclic garbage collector's walks. They live as long
+    as the worker, yet each full collection walked them all: 67-89 ms, against 1-2 ms frozen,
+    one in every 3,600-6,000 webhooks in process (`python bench/gc_cost.py`). Reference counting
+    still frees any that are dropped; objects made later are collected as before. gunicorn
+    calls it in each worker once the app is loaded (`post_worker_init`)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_gunicorn(options: dict[str, Any], streams: tuple[str, int] | None = None) -> None:

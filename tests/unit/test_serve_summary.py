@@ -85,3 +85,23 @@ def test_the_control_socket_is_per_instance_and_port_or_off() -> None:
     }
     assert control_socket(None, 8000) == {"control_socket_disable": True}
     assert control_socket("/" + "d" * 120, 8000) == {"control_socket_disable": True}
+
+
+def test_each_worker_freezes_its_start_up_heap() -> None:
+    import gc
+
+    from gunicorn.config import Config
+
+    from ivr.commands.serve import freeze_heap, gunicorn_options
+
+    config = Config()
+    for key, value in gunicorn_options("127.0.0.1", 8000, 1, 1).items():
+        config.set(key, value)  # gunicorn checks the hook's signature here
+    assert config.post_worker_init is freeze_heap
+    before = gc.get_freeze_count()
+    try:
+        config.post_worker_init(object())  # what gunicorn calls with the worker
+        assert gc.get_freeze_count() > before
+        assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
