@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 
 from ivr.agi.plan import AgiRenderer
 from ivr.agi.server import FastAgiServer
+from ivr.commands.serve import freeze_heap
 from ivr.services import services
 from ivr.voice.calls import VoiceService
 
@@ -67,6 +68,7 @@ def agi_command(listen: str, workers: int) -> None:
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         listener = await server.start(host, port)
+        freeze_heap()  # what a serve worker does once it is loaded: see its docstring
         allowed = ", ".join(str(n) for n in settings.agi_allow) or "nobody"
         click.echo(f"meterline agi: listening on {host}:{port}; FastAGI allowed from {allowed}")
         async with listener:
