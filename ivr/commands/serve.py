@@ -56,7 +56,7 @@ def gunicorn_options(
 def freeze_heap(_worker: object = None) -> None:
     """Take every object a worker has built by the time it serves (the app, its modules, the
     libraries': about 120,000) out of the cyclic garbage collector's walks. They live as long
-    as the worker, yet each full collection walked them all: 60-95 ms, against 1.4-1.9 ms
+    as the worker, yet each full collection walked them all: 53-95 ms, against 1.3-2.5 ms
     frozen, in process; one came in most runs of 3,600-6,000 webhooks (`python
     bench/gc_cost.py`). The worker's webhooks all wait for it. Reference counting
     still frees any that are dropped; objects made later are collected as before. gunicorn
