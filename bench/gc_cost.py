@@ -115,6 +115,7 @@ def main() -> None:
             print(line(mode, got), flush=True)
             per[mode].append(sum(got["gc_ms"]) / got["webhooks"] * 1000)
             full[mode].append(got["full_ms"])
+
     def medians(figures: dict[str, list[float]]) -> str:
         return ", ".join(f"{mode} {statistics.median(v):.1f}" for mode, v in figures.items())
 
