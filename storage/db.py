@@ -39,7 +39,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 # every page back. Last-in-first-out keeps giving the one just returned, whose cache only other
 # processes' writes empty. Counted in process (`strace -f -c -e trace=pread64 python
 # bench/threads_cpu.py`): 109,644 page reads against 171,841, about 13 fewer a webhook with 8
-# threads (docs/benchmarks.md, round ten). On PostgreSQL the cache is the server's: no change.
+# threads. In `meterline serve`'s four workers at saturation only about 1.5 of 27-29 fewer,
+# since there the other workers' writes empty it (docs/benchmarks.md, round ten). On
+# PostgreSQL the cache is the server's: no change.
 def make_webhook_engine(url: str) -> Engine:
     """The webhooks' engine: autocommit (the hot path opens its own transactions, see
     storage/steps.py) and no pre-ping on checkout (a dead connection is retried instead); on

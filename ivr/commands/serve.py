@@ -59,8 +59,9 @@ def freeze_heap(_worker: object = None) -> None:
     as the worker, yet each full collection walked them all: 53-95 ms, against 1.3-2.5 ms
     frozen, in process; one came in most runs of 3,600-6,000 webhooks (`python
     bench/gc_cost.py`). The worker's webhooks all wait for it. Reference counting
-    still frees any that are dropped; objects made later are collected as before. gunicorn
-    calls it in each worker once the app is loaded (`post_worker_init`)."""
+    still frees any that are dropped, except in a cycle (at most what start-up built, once);
+    objects made later are collected as before. gunicorn calls it in each worker once the app
+    is loaded (`post_worker_init`)."""
     gc.collect()
     gc.freeze()
 
