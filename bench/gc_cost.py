@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,14 +36,41 @@ sys.path.insert(0, str(ROOT))
 from bench.step_cpu import scripts, seeded_line, serve  # noqa: E402
 
 
-def child(frozen: bool, calls: int) -> dict[str, object]:
+@dataclass
+class Line:
+    """One process's figures."""
+
+    webhooks: int
+    cpu_ms: float  # CPU a webhook, the collector's included
+    tracked: int  # objects the collector tracks when the calls begin
+    frozen: int  # objects frozen out of its walks
+    collections: list[int]  # by generation
+    gc_ms: list[float]  # time in them, by generation
+    longest_ms: float
+    full_ms: float  # one full collection made after the calls
+
+    @property
+    def collector_us(self) -> float:
+        """Time in the collector a webhook."""
+        return sum(self.gc_ms) / self.webhooks * 1000
+
+    def __str__(self) -> str:
+        young, middle, full = self.collections
+        return (f"tracked {self.tracked:>7}, frozen {self.frozen:>7}; collections by generation "
+                f"{young}/{middle}/{full}, ms {'/'.join(f'{ms:.1f}' for ms in self.gc_ms)}; "
+                f"longest {self.longest_ms:.1f} ms; {self.collector_us:.1f} µs a webhook; CPU "
+                f"{self.cpu_ms:.3f} ms a webhook; a full collection afterwards "
+                f"{self.full_ms:.1f} ms")  # fmt: skip
+
+
+def child(frozen: bool, calls: int) -> Line:
     """One line in this process: its collections and CPU per webhook."""
     from bench import load
     from ivr import create_app
     from ivr.commands.serve import freeze_heap
 
     callers = [load.caller_number(n) for n in range(calls + 1)]
-    seeded_line("sqlite", "", len(callers), 2, "gccost")
+    url = seeded_line("sqlite", "", len(callers), 2, "gccost")
     app = create_app()
     batches = scripts(callers, 2)
     serve(app, batches[0])  # warm, as a worker answers its first call
@@ -67,28 +96,17 @@ def child(frozen: bool, calls: int) -> dict[str, object]:
     full = time.perf_counter()
     gc.collect()  # what one full collection costs now, whether or not one came by itself
     full = time.perf_counter() - full
-    return {
-        "webhooks": webhooks,
-        "cpu_ms": cpu / webhooks * 1000,
-        "tracked": tracked,
-        "frozen": gc.get_freeze_count(),
-        "collections": [len(p) for p in pauses],
-        "gc_ms": [sum(p) * 1000 for p in pauses],
-        "longest_ms": max((max(p) for p in pauses if p), default=0.0) * 1000,
-        "full_ms": full * 1000,
-    }
-
-
-def line(label: str, got: dict[str, object]) -> str:
-    collections = got["collections"]
-    spent = got["gc_ms"]
-    assert isinstance(collections, list) and isinstance(spent, list)
-    per = sum(spent) / int(got["webhooks"]) * 1000  # type: ignore[call-overload]
-    return (f"  {label:<8} tracked {got['tracked']:>7}, frozen {got['frozen']:>7}; collections "
-            f"by generation {collections[0]}/{collections[1]}/{collections[2]}, ms "
-            f"{spent[0]:.1f}/{spent[1]:.1f}/{spent[2]:.1f}; longest {got['longest_ms']:.1f} ms; "
-            f"{per:.1f} µs a webhook; CPU {got['cpu_ms']:.3f} ms a webhook; a full collection "
-            f"afterwards {got['full_ms']:.1f} ms")  # fmt: skip
+    shutil.rmtree(Path(url.removeprefix("sqlite:///")).parent, ignore_errors=True)
+    return Line(
+        webhooks=webhooks,
+        cpu_ms=cpu / webhooks * 1000,
+        tracked=tracked,
+        frozen=gc.get_freeze_count(),
+        collections=[len(p) for p in pauses],
+        gc_ms=[sum(p) * 1000 for p in pauses],
+        longest_ms=max((max(p) for p in pauses if p), default=0.0) * 1000,
+        full_ms=full * 1000,
+    )
 
 
 def main() -> None:
@@ -98,7 +116,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["as-is", "frozen"], help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
-        print(json.dumps(child(opts.child == "frozen", opts.calls)))
+        print(json.dumps(asdict(child(opts.child == "frozen", opts.calls))))
         return
     print(f"SQLite, {opts.calls} calls of 6 webhooks per line, {opts.rounds} rounds, "
           "each line a fresh process")  # fmt: skip
@@ -111,10 +129,10 @@ def main() -> None:
                 [sys.executable, __file__, "--child", mode, "--calls", str(opts.calls)],
                 check=True, capture_output=True, text=True,
             ).stdout  # fmt: skip
-            got = json.loads(out.strip().splitlines()[-1])
-            print(line(mode, got), flush=True)
-            per[mode].append(sum(got["gc_ms"]) / got["webhooks"] * 1000)
-            full[mode].append(got["full_ms"])
+            got = Line(**json.loads(out.strip().splitlines()[-1]))
+            print(f"  {mode:<8} {got}", flush=True)
+            per[mode].append(got.collector_us)
+            full[mode].append(got.full_ms)
 
     def medians(figures: dict[str, list[float]]) -> str:
         return ", ".join(f"{mode} {statistics.median(v):.1f}" for mode, v in figures.items())
