@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -48,12 +50,15 @@ def make_webhook_engine(url: str) -> Engine:
     SQLite, commits that wait for the disk only where a step asks (`WEBHOOK_SYNCHRONOUS`);
     statement parameters (callers' numbers) kept out of error messages. On PostgreSQL every
     statement is prepared on first use: the hot path runs the same few again and again.
-    On an SQLite file the pool hands out the connection returned last (`pool_use_lifo`,
-    above; an in-memory database has one connection a thread)."""
-    on_file = url.startswith("sqlite") and make_url(url).database not in (None, "", ":memory:")
+    On SQLite the pool hands out the connection returned last (`pool_use_lifo`, above),
+    where SQLAlchemy pools at all (not for `sqlite://`: one connection a thread)."""
+    parsed = make_url(url)
+    dialect = cast(type[DefaultDialect], parsed.get_dialect())  # every dialect we run is one
+    pooled = issubclass(dialect.get_pool_class(parsed), QueuePool)
+    lifo = {"pool_use_lifo": True} if parsed.get_backend_name() == "sqlite" and pooled else {}
     engine = make_engine(
         url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, hide_parameters=True,
-        sqlite_synchronous=WEBHOOK_SYNCHRONOUS, **({"pool_use_lifo": True} if on_file else {}),
+        sqlite_synchronous=WEBHOOK_SYNCHRONOUS, **lifo,
     )  # fmt: skip
     if engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _prepare_everything)
