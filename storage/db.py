@@ -52,10 +52,7 @@ def make_webhook_engine(url: str) -> Engine:
     statement is prepared on first use: the hot path runs the same few again and again.
     On SQLite the pool hands out the connection returned last (`pool_use_lifo`, above),
     where SQLAlchemy pools at all (not for `sqlite://`: one connection a thread)."""
-    parsed = make_url(url)
-    dialect = cast(type[DefaultDialect], parsed.get_dialect())  # every dialect we run is one
-    pooled = issubclass(dialect.get_pool_class(parsed), QueuePool)
-    lifo = {"pool_use_lifo": True} if parsed.get_backend_name() == "sqlite" and pooled else {}
+    lifo = {"pool_use_lifo": True} if _sqlite_pooled(url) else {}
     engine = make_engine(
         url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, hide_parameters=True,
         sqlite_synchronous=WEBHOOK_SYNCHRONOUS, **lifo,
@@ -63,6 +60,15 @@ def make_webhook_engine(url: str) -> Engine:
     if engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _prepare_everything)
     return engine
+
+
+def _sqlite_pooled(url: str) -> bool:
+    """Whether SQLAlchemy gives this SQLite URL a queue of connections (a file: yes)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    dialect = cast(type[DefaultDialect], parsed.get_dialect())
+    return issubclass(dialect.get_pool_class(parsed), QueuePool)
 
 
 def _prepare_everything(dbapi_conn: Any, _record: Any) -> None:
