@@ -334,6 +334,21 @@ def our_server(
     return server
 
 
+def floor_server(url: str, opts: argparse.Namespace, workdir: Path) -> Server:
+    """The floor (`bench/floor_flask.py`) on the database at `url`, the same gunicorn settings
+    and the line's settings: what the issue's "floor" pieces cost, nothing of the line's
+    guarantees."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METERLINE_", "TWILIO_"))}
+    env.update(line_settings(url, f"http://127.0.0.1:{port}", workdir))
+    argv = [*python(opts, workdir / "breakdown-floor"), str(ROOT / "bench" / "floor_flask.py"),
+            "--port", str(port), "--database-url", url, "--meters", str(opts.meters),
+            "--workers", str(opts.workers), "--threads", str(opts.threads)]  # fmt: skip
+    name = make_url(url).get_backend_name()
+    database = (make_url(url).database or "") if name == "postgresql" else ""
+    return Server(argv, env, port, workdir / f"floor-{name}.log", database)
+
+
 def bare_server(opts: argparse.Namespace, workdir: Path) -> Server:
     """The bare Flask ceiling under the same gunicorn settings."""
     port = free_port()
@@ -637,11 +652,18 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
             seed(engine, needed, opts.meters)
             servers[name] = (our_server(url, opts, workdir), engine,
                              (caller_number(n) for n in range(needed)))  # fmt: skip
+        if opts.floor:  # after `prepare`, which empties PostgreSQL's schema
+            for name in targets:
+                url = (opts.pg_url if name == "postgresql"
+                       else f"sqlite:///{workdir / 'floor.db'}")  # fmt: skip
+                servers[f"floor {name}"] = (floor_server(url, opts, workdir), None,
+                                            (caller_number(n) for n in range(needed)))  # fmt: skip
         for name, (server, _, callers) in servers.items():
             drive(f"{name}: warm-up", server, callers, warm, opts)
-        ratios: dict[str, list[float]] = {name: [] for name in targets}
-        rates: dict[str, list[float]] = {name: [] for name in targets}
         names = list(servers)
+        measured = names[1:]  # all but bare Flask
+        ratios: dict[str, list[float]] = {name: [] for name in measured}
+        rates: dict[str, list[float]] = {name: [] for name in measured}
         for round_ in range(opts.rounds):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             cpu: dict[str, float] = {}
@@ -661,12 +683,12 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
                              "not as heard")  # fmt: skip
                 cpu[name] = cpu_per_webhook(figures)
                 rate[name] = figures.per_second
-            for name in targets:
+            for name in measured:
                 ratios[name].append(cpu[name] / cpu["bare Flask"])
                 rates[name].append(rate[name] / rate["bare Flask"])
             print(f"  round {round_ + 1} (order: {', '.join(order)}): server CPU ms per "
                   "webhook " + ", ".join(f"{n} {cpu[n]:.2f}" for n in names) + "; x bare "
-                  + ", ".join(f"{n} {ratios[n][-1]:.2f}" for n in targets)
+                  + ", ".join(f"{n} {ratios[n][-1]:.2f}" for n in measured)
                   + "; webhooks/s " + ", ".join(f"{n} {rate[n]:.0f}" for n in names),
                   flush=True)  # fmt: skip
     finally:
@@ -757,6 +779,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=0,
                         help="instead of the phases: N saturation phases per target, every "
                              "server up at once, taken in turn (0: the phases)")  # fmt: skip
+    parser.add_argument("--floor", action="store_true",
+                        help="with --rounds: also the floor of issue 9 (bench/floor_flask.py: "
+                             "the form, one HMAC, the flow, JSON, TwiML, the state in one "
+                             "table) on each database")  # fmt: skip
     parser.add_argument("--without-turns", action="store_true",
                         help="SQLite served a second time with the webhooks' turns "
                              "(ivr/voice/gate.py) left out, for comparison")  # fmt: skip
@@ -767,6 +793,8 @@ def main() -> None:
         sys.exit("--pause-calls must be 0..1000")
     if not 0 <= opts.rounds <= 50:
         sys.exit("--rounds must be 0..50")
+    if opts.floor and not opts.rounds:
+        sys.exit("--floor runs in --rounds mode only")
     if opts.rounds and opts.no_bare:
         sys.exit("--rounds compares with bare Flask: drop --no-bare")
     if not 0 <= opts.single_calls <= 1000:
