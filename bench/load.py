@@ -29,6 +29,9 @@ printed beside the server's. `--client phone` uses the full simulated phone inst
 `--rounds N` replaces the phases with N saturation phases per target, every server up at
 once and the targets taken in turn, each ratio against the bare phase of its own round: on a
 machine whose speed drifts, the ratio's median and spread over N rounds.
+`--floor` (with `--rounds`) adds the floor of issue 9 on each database as two more targets
+(`bench/floor_flask.py`: the form, one HMAC, the real flow, its JSON and TwiML, the state in
+one table; nothing stored, none of the line's guarantees).
 
 PostgreSQL runs in its own database, emptied by the script (its name must end in "load"):
     createdb -h 127.0.0.1 -U postgres meterline_load
