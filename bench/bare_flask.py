@@ -10,6 +10,7 @@ gthread worker and the HTTP client, which our line pays for too.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, request
@@ -69,13 +70,12 @@ def create_bare_app(public_url: str, steps: int = 4) -> Flask:
     return app
 
 
-class BareServer(BaseApplication):
-    """Gunicorn running the bare app in each worker."""
+class AppServer(BaseApplication):
+    """Gunicorn running the app `factory` builds, in each worker (the floor uses it too)."""
 
-    def __init__(self, options: dict[str, Any], public_url: str, steps: int):
+    def __init__(self, options: dict[str, Any], factory: Callable[[], Flask]):
         self.options = options
-        self.public_url = public_url
-        self.steps = steps
+        self.factory = factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -83,7 +83,7 @@ class BareServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_bare_app(self.public_url, self.steps)
+        return self.factory()
 
 
 def main() -> None:
@@ -98,7 +98,7 @@ def main() -> None:
     opts = parser.parse_args()
     public = opts.public_url or f"http://{opts.host}:{opts.port}"
     options = gunicorn_options(opts.host, opts.port, opts.workers, opts.threads)
-    BareServer(options, public, opts.steps).run()
+    AppServer(options, lambda: create_bare_app(public, opts.steps)).run()
 
 
 if __name__ == "__main__":

@@ -27,15 +27,16 @@ import argparse
 import os
 import re
 import sqlite3
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, abort, request
-from gunicorn.app.base import BaseApplication
 from sqlalchemy.engine import make_url
 
 from callflows.flow import advance
@@ -57,6 +58,9 @@ from ivr.prompts import Catalogue
 from ivr.voice.signature import signature_matches
 from ivr.voice.twiml import TwimlRenderer
 from storage.ledger import period_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bare_flask import AppServer  # noqa: E402
 
 HISTORY = ("100", "103", "106", "109")  # bench/load.py's: monthly, the last a month ago
 DIGITS = re.compile(r"[0-9*#]{1,40}")
@@ -107,8 +111,7 @@ class StateTable:
         self._url = parsed
         self._local = threading.local()
         # SQLite: one writer at a time; in turns inside the process, as ours (gate.py).
-        self._turns: Callable[[], Any] = nullcontext if self.pg else threading.Lock
-        self._lock = self._turns()
+        self._lock: Any = nullcontext() if self.pg else threading.Lock()
         with self._cursor() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS floor_calls "
                         "(sid varchar(64) PRIMARY KEY, state text NOT NULL)")  # fmt: skip
@@ -222,21 +225,6 @@ def create_floor_app(database_url: str, meters: int) -> Flask:
     return app
 
 
-class FloorServer(BaseApplication):
-    """Gunicorn running the floor app in each worker (each its own connections)."""
-
-    def __init__(self, options: dict[str, Any], database_url: str, meters: int):
-        self.options, self.database_url, self.meters = options, database_url, meters
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        return create_floor_app(self.database_url, self.meters)
-
-
 def main() -> None:
     """Serve the floor app until stopped (settings from METERLINE_*/TWILIO_* as the line's)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -249,7 +237,7 @@ def main() -> None:
     opts = parser.parse_args()
     StateTable(opts.database_url)  # the table exists before the workers race to create it
     options = gunicorn_options(opts.host, opts.port, opts.workers, opts.threads)
-    FloorServer(options, opts.database_url, opts.meters).run()
+    AppServer(options, lambda: create_floor_app(opts.database_url, opts.meters)).run()
 
 
 if __name__ == "__main__":
