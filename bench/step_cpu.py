@@ -4,7 +4,8 @@ comes from, to find what to make cheaper.
 The calls of `bench/load.py` (a value and its confirmation per meter, then the status
 callback), prebuilt and signed, are handed straight to the WSGI app in this process, one after
 another. Bare Flask's app (`bench/bare_flask.py`) is measured the same way in the same run.
-`--profile` prints cProfile's top entries for our app. `--statements` times every statement
+`--profile` prints cProfile's top entries for our app; `--floor` measures the issue's floor
+(`bench/floor_flask.py`) the same way. `--statements` times every statement
 of the hot path (`storage.steps`) on its own and prints them by kind, per webhook; on SQLite
 it also counts the pages each commit writes to the WAL, by table or index.
 
@@ -278,6 +279,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--statements", action="store_true",
                         help="each hot-path statement's CPU; SQLite's WAL pages")  # fmt: skip
+    parser.add_argument("--floor", action="store_true",
+                        help="also the issue's floor (bench/floor_flask.py), on the same kind "
+                             "of database")  # fmt: skip
     opts = parser.parse_args()
     callers = [load.caller_number(n) for n in range(opts.calls + 1)]
     url = seeded_line(opts.database, opts.pg_url, len(callers), opts.meters, "stepcpu")
@@ -293,6 +297,15 @@ def main() -> None:
     our_cpu = measure(f"meterline on {opts.database}", ours, scripts(callers, opts.meters),
                       opts.profile)  # fmt: skip
     print(f"ratio {our_cpu / bare_cpu:.2f} (without gunicorn and the socket, which both pay)")
+    if opts.floor:
+        from bench.floor_flask import create_floor_app
+
+        floor_url = url if opts.database == "postgresql" else url.replace(".db", "-floor.db")
+        floor = create_floor_app(floor_url, opts.meters)
+        floor_cpu = measure(f"floor on {opts.database}", floor, scripts(callers, opts.meters),
+                            False)  # fmt: skip
+        print(f"floor ratio {floor_cpu / bare_cpu:.2f}; ours over the floor "
+              f"{our_cpu / floor_cpu:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
