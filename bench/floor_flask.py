@@ -11,7 +11,8 @@ or two round trips". This app is that and nothing more, built from the line's ow
   renderer (`ivr.voice.twiml.TwimlRenderer`) with the shipped Russian prompts;
 - the call's state kept in one table by the database's own driver (sqlite3 or psycopg, no
   SQLAlchemy): an INSERT when a call comes in, a SELECT and an UPDATE each step, an UPDATE
-  at the end. On SQLite the writes take turns in the process, as ours do (ivr/voice/gate.py).
+  at the end (the keys read as `ivr.voice.hot_path` reads them). On SQLite the writes take
+  turns in the process, as ours do (ivr/voice/gate.py).
 
 What it leaves out is what the line exists for: readings are neither stored nor checked
 against the ledger, no timeline, no flags, no stored replies for Twilio's retries, no race
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sqlite3
 import sys
 import threading
@@ -55,15 +55,15 @@ from ivr.commands.serve import gunicorn_options
 from ivr.config import load_settings
 from ivr.phones import normalize
 from ivr.prompts import Catalogue
+from ivr.voice.hot_path import DIGITS
 from ivr.voice.signature import signature_matches
 from ivr.voice.twiml import TwimlRenderer
 from storage.ledger import period_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bare_flask import AppServer  # noqa: E402
+from bench.load import HISTORY  # noqa: E402  (the load's meters: the same history)
 
-HISTORY = ("100", "103", "106", "109")  # bench/load.py's: monthly, the last a month ago
-DIGITS = re.compile(r"[0-9*#]{1,40}")
 KINDS = ("hot_water", "cold_water", "heat")
 
 
