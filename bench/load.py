@@ -207,15 +207,16 @@ def empty(engine: Engine) -> None:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_cpu(pid: int) -> tuple[float, int, str]:
-    """(CPU seconds, parent pid, command name) of one process; zeros if it is gone."""
+def _proc_cpu(pid: int) -> tuple[float, float, int, str]:
+    """(CPU seconds, of which in the kernel, parent pid, command name) of one process; zeros
+    if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0, 0, ""
+        return 0.0, 0.0, 0, ""
     name = raw[raw.index("(") + 1 : raw.rindex(")")]
     rest = raw[raw.rindex(")") + 2 :].split()
-    return (int(rest[11]) + int(rest[12])) / TICK, int(rest[1]), name
+    return (int(rest[11]) + int(rest[12])) / TICK, int(rest[12]) / TICK, int(rest[1]), name
 
 
 def _cmdline(pid: int) -> str:
@@ -227,18 +228,19 @@ def _cmdline(pid: int) -> str:
 
 def cpu_snapshot(server_pid: int, database: str = "") -> dict[str, float]:
     """CPU seconds so far of this process, the server's tree and our database's backends."""
-    server = postgres = 0.0
+    server = kernel = postgres = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        seconds, parent, name = _proc_cpu(pid)
+        seconds, system, parent, name = _proc_cpu(pid)
         if pid == server_pid or parent == server_pid:
             server += seconds
+            kernel += system
         elif database and name.startswith("postgres") and f" {database} " in _cmdline(pid):
             postgres += seconds
     usage = os.times()
-    cpu = {"client": usage.user + usage.system, "server": server}
+    cpu = {"client": usage.user + usage.system, "server": server, "server kernel": kernel}
     if database:
         cpu["postgres"] = postgres
     return cpu
@@ -670,6 +672,7 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
         for round_ in range(opts.rounds):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             cpu: dict[str, float] = {}
+            kernel: dict[str, float] = {}
             rate: dict[str, float] = {}
             for name in order:
                 server, engine, callers = servers[name]
@@ -685,6 +688,7 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
                     sys.exit(f"round {round_ + 1}, {name}: errors, apologies or readings "
                              "not as heard")  # fmt: skip
                 cpu[name] = cpu_per_webhook(figures)
+                kernel[name] = cpu_per_webhook(figures, "server kernel")
                 rate[name] = figures.per_second
             for name in measured:
                 ratios[name].append(cpu[name] / cpu["bare Flask"])
@@ -692,6 +696,7 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
             print(f"  round {round_ + 1} (order: {', '.join(order)}): server CPU ms per "
                   "webhook " + ", ".join(f"{n} {cpu[n]:.2f}" for n in names) + "; x bare "
                   + ", ".join(f"{n} {ratios[n][-1]:.2f}" for n in measured)
+                  + "; of it in the kernel " + ", ".join(f"{n} {kernel[n]:.2f}" for n in names)
                   + "; webhooks/s " + ", ".join(f"{n} {rate[n]:.0f}" for n in names),
                   flush=True)  # fmt: skip
     finally:
@@ -711,6 +716,12 @@ def interleaved(targets: list[str], opts: argparse.Namespace, workdir: Path) -> 
               f"{min(values):.2f}, max {max(values):.2f}; "
               f"{sum(v <= 3 for v in values)} of {len(values)} rounds at or under 3 x; "
               f"throughput median {statistics.median(rates[name]):.2f} of bare's")  # fmt: skip
+    for name in targets:  # --floor: what our webhook costs over the floor's, round by round
+        if f"floor {name}" in ratios:
+            over = [ours / floor for ours, floor in zip(ratios[name], ratios[f"floor {name}"],
+                                                         strict=True)]  # fmt: skip
+            print(f"  {name:<12} over its floor: median {statistics.median(over):.2f} x, min "
+                  f"{min(over):.2f}, max {max(over):.2f}")  # fmt: skip
 
 
 def count_round_trips(url: str, opts: argparse.Namespace, workdir: Path) -> tuple[float, float]:
