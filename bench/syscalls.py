@@ -52,12 +52,12 @@ def main() -> None:
     url = f"sqlite:///{workdir / 'calls.db'}"
     warm = load.Load(opts.workers * 4, opts.workers * 2, 0.0, 0.0)
     needed = warm.calls + opts.calls
-    engine = load.prepare(url)
-    load.seed(engine, needed, 2)
-    engine.dispose()
-    if opts.floor:
+    if opts.floor:  # its own table in its own file, as in load.py's --floor rounds
         server = load.floor_server(url, server_opts, workdir)
     else:
+        engine = load.prepare(url)
+        load.seed(engine, needed, 2)
+        engine.dispose()
         server = load.our_server(url, server_opts, workdir)
     label = "floor on sqlite" if opts.floor else "meterline on sqlite"
     callers = (load.caller_number(n) for n in range(needed))
@@ -78,6 +78,9 @@ def main() -> None:
         tracer.wait(timeout=30)
     finally:
         server.stop()
+    if figures.errors or figures.apologies:  # counts of a run that went wrong say nothing
+        sys.exit(f"{label}: {len(figures.errors)} client errors, {figures.apologies} "
+                 f"apologies (logs in {workdir})")  # fmt: skip
     webhooks = max(1, len(figures.latencies))
     print(f"{label}: {webhooks} webhooks traced, {len(figures.errors)} client errors, "
           f"{figures.apologies} apologies; strace -c of {len(workers)} workers "
